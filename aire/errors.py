@@ -1,0 +1,71 @@
+"""The small exception hierarchy of aire; the CLI maps each class to an exit code.
+
+Exit codes are part of aire's contract with CI jobs: 0 pass, 1 fail, 2 inconclusive, 3 error.
+Every error here is reported as one line, so the message must name the file, line and field
+that is wrong whenever there is one.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from pathlib import Path
+
+EXIT_PASS = 0
+EXIT_FAIL = 1
+EXIT_INCONCLUSIVE = 2
+EXIT_ERROR = 3
+
+
+class AireError(Exception):
+    """Base of every error aire reports to a user. Always exit code 3."""
+
+    exit_code = EXIT_ERROR
+
+
+class InputError(AireError):
+    """Bad user input: a suite, a config file, a CLI value. Names where it is wrong."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.field = field
+        where = ""
+        if self.path:
+            where = self.path + (f":{line}" if line is not None else "")
+        if field:
+            where = f"{where} field '{field}'" if where else f"field '{field}'"
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class ConfigError(InputError):
+    """The configuration (aire.yaml or AIRE_* settings) is invalid."""
+
+
+class SuiteError(InputError):
+    """A suite folder, suite.yaml or samples.jsonl is invalid."""
+
+
+class EndpointError(AireError):
+    """An endpoint cannot be reached or answers nonsense before any sample is run."""
+
+
+class ServingError(AireError):
+    """Local vLLM servers could not be installed, started or stopped."""
+
+
+class TrackingError(AireError):
+    """MLflow could not record a run."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """A ' (did you mean: x, y?)' suffix for unknown names, or '' when nothing is close."""
+    close = difflib.get_close_matches(name, sorted(choices), n=3, cutoff=0.5)
+    return f" (did you mean: {', '.join(close)}?)" if close else ""

@@ -1,0 +1,114 @@
+"""Value objects that cross module boundaries: Sample, Completion, Score, Summary.
+
+Everything here is a pydantic model so it validates once at the boundary and serialises to the
+store and to MLflow without custom code.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class GenerationParams(BaseModel):
+    """What the suite asks the server to do with each prompt (OpenAI request fields)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(64, ge=1)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    stop: list[str] = Field(default_factory=list)
+    seed: int | None = None
+
+
+class Sample(BaseModel):
+    """One rendered input of a suite, ready to send."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    # A plain string for /v1/completions, a message list for /v1/chat/completions.
+    prompt: str | list[ChatMessage]
+    reference: Any = None
+    # The raw row from samples.jsonl, for evaluators that need more than the reference.
+    fields: dict[str, Any] = Field(default_factory=dict)
+    slices: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def is_chat(self) -> bool:
+        return not isinstance(self.prompt, str)
+
+
+class CompletionError(BaseModel):
+    """Why a request produced no usable completion. Recorded, never raised."""
+
+    type: str  # "http", "timeout", "connection", "protocol"
+    status: int | None = None
+    message: str = ""
+
+
+class Completion(BaseModel):
+    """What came back for one sample, with the latency SLIs measured on the stream."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    ttft_s: float | None = None  # request sent -> first content token
+    tpot_s: float | None = None  # mean time per output token after the first
+    e2e_s: float | None = None  # request sent -> stream closed
+    attempts: int = 1
+    error: CompletionError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Score(BaseModel):
+    """An evaluator's verdict on one completion. NaN means "could not score", never zero."""
+
+    value: float = math.nan
+    explanation: str | None = None
+
+    @property
+    def scored(self) -> bool:
+        return not math.isnan(self.value)
+
+
+class Estimate(BaseModel):
+    """One aggregate with its sample size and 95% confidence interval."""
+
+    value: float
+    n: int
+    n_errors: int = 0
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+class Summary(BaseModel):
+    """Aggregates of a run. Keys are metric names: ``evaluator/aggregation[/slice]``."""
+
+    n_samples: int
+    n_errors: int
+    metrics: dict[str, Estimate]
+    # Latency percentiles: ``latency/ttft_s/p95[/slice]`` and the like, also Estimates.
+    latency: dict[str, Estimate] = Field(default_factory=dict)
+
+    def flat(self) -> dict[str, float]:
+        """Every finite value by metric name, ready for ``mlflow.log_metrics``."""
+        out: dict[str, float] = {}
+        for key, est in {**self.metrics, **self.latency}.items():
+            if math.isfinite(est.value):
+                out[key] = est.value
+        return out

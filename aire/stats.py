@@ -1,0 +1,81 @@
+"""Estimates with confidence intervals, built on scipy's distributions.
+
+Each function takes the finite values only (the caller drops NaN = "not scored") and returns
+``(value, ci_low, ci_high)``; a CI is None where the data cannot support one (n < 2).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+Interval = tuple[float, float | None, float | None]
+
+
+def _is_binary(values: np.ndarray) -> bool:
+    return bool(np.all((values == 0.0) | (values == 1.0)))
+
+
+def mean_ci(values: np.ndarray, confidence: float = 0.95) -> Interval:
+    """Mean with a Wilson interval for 0/1 scores (good coverage near 0 and 1, where accuracy
+    usually lives) and a Student-t interval otherwise."""
+    n = len(values)
+    if n == 0:
+        return math.nan, None, None
+    mean = float(values.mean())
+    if _is_binary(values):
+        ci = stats.binomtest(int(values.sum()), n).proportion_ci(confidence, method="wilson")
+        return mean, float(ci.low), float(ci.high)
+    if n < 2:
+        return mean, None, None
+    sem = float(stats.sem(values))
+    if sem == 0.0:
+        return mean, mean, mean
+    low, high = stats.t.interval(confidence, df=n - 1, loc=mean, scale=sem)
+    return mean, float(low), float(high)
+
+
+def quantile_ci(values: np.ndarray, q: float, confidence: float = 0.95) -> Interval:
+    """A quantile with a distribution-free CI from order statistics (binomial ranks).
+
+    Latencies are skewed and heavy-tailed, so no normal approximation; and this needs no resampling,
+    which matters when a summary holds dozens of percentiles.
+    """
+    n = len(values)
+    if n == 0:
+        return math.nan, None, None
+    ordered = np.sort(values)
+    value = float(np.quantile(ordered, q))
+    alpha = 1.0 - confidence
+    lo_rank = int(stats.binom.ppf(alpha / 2, n, q))  # 0-based index of the lower bound
+    hi_rank = int(stats.binom.ppf(1 - alpha / 2, n, q))
+    if n < 2 or lo_rank < 0 or hi_rank >= n:
+        # Too few samples for this tail: report the point estimate without pretending to a CI.
+        return value, None, None
+    return value, float(ordered[max(lo_rank - 1, 0)]), float(ordered[hi_rank])
+
+
+def sum_ci(values: np.ndarray, confidence: float = 0.95) -> Interval:
+    mean, low, high = mean_ci(values, confidence)
+    n = len(values)
+    scale = float(n)
+    return (
+        mean * scale if n else math.nan,
+        low * scale if low is not None else None,
+        high * scale if high is not None else None,
+    )
+
+
+AGGREGATIONS = {
+    "mean": mean_ci,
+    "sum": sum_ci,
+    "median": lambda v, c=0.95: quantile_ci(v, 0.5, c),
+    "p50": lambda v, c=0.95: quantile_ci(v, 0.5, c),
+    "p90": lambda v, c=0.95: quantile_ci(v, 0.9, c),
+    "p95": lambda v, c=0.95: quantile_ci(v, 0.95, c),
+    "p99": lambda v, c=0.95: quantile_ci(v, 0.99, c),
+    "min": lambda v, c=0.95: (float(v.min()) if len(v) else math.nan, None, None),
+    "max": lambda v, c=0.95: (float(v.max()) if len(v) else math.nan, None, None),
+}
