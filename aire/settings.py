@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(60.0, gt=0)
     max_attempts: int = Field(4, ge=1, description="Attempts per request, first one included.")
     shard_size: int = Field(256, ge=1, description="Samples per Prefect task.")
+    models: Path | None = Field(None, description="Built local models; default <home>/models.")
+    vllm_venv: Path | None = Field(None, description="vLLM's own virtual environment; default <home>/venvs/vllm.")
 
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()
@@ -59,7 +61,11 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        return self.resolved_home() / "models"
+        return (self.models or self.resolved_home() / "models").expanduser().resolve()
+
+    @property
+    def vllm_venv_dir(self) -> Path:
+        return (self.vllm_venv or self.resolved_home() / "venvs" / "vllm").expanduser().resolve()
 
     @property
     def run_dir(self) -> Path:
@@ -83,6 +89,7 @@ def quiet_environment(settings: Settings | None = None) -> None:
     Values the user already set win.
     """
     settings = settings or get_settings()
+    settings.prefect_home.mkdir(parents=True, exist_ok=True)
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))

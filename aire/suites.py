@@ -46,10 +46,16 @@ class PromptSpec(BaseModel):
 
 
 class EvaluatorRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
+    # `as: strict_match` names the metric when one evaluator is used twice with other options.
+    alias: str | None = Field(None, alias="as", pattern=r"^[A-Za-z0-9_.\-]+$")
+
+    @property
+    def key(self) -> str:
+        return self.alias or self.name
 
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -99,6 +105,15 @@ class SuiteSpec(BaseModel):
     slices: list[str] = Field(default_factory=list)
     evaluators: list[EvaluatorRef] = Field(min_length=1)
     floors: list[str] = Field(default_factory=list)
+
+    @field_validator("evaluators")
+    @classmethod
+    def _unique_keys(cls, v: list[EvaluatorRef]) -> list[EvaluatorRef]:
+        keys = [ref.key for ref in v]
+        dup = next((k for k in keys if keys.count(k) > 1), None)
+        if dup:
+            raise ValueError(f"evaluator '{dup}' is listed twice: give one of them a distinct 'as:' name")
+        return v
 
     @field_validator("prompt")
     @classmethod
@@ -247,11 +262,11 @@ def load_suite(
     *,
     limit: int | None = None,
     cache_root: Path | None = None,
-    validate_evaluator: Callable[[EvaluatorRef, str], Any] | None = None,
+    validate_evaluator: Callable[[EvaluatorRef, Path, str], Any] | None = None,
 ) -> Suite:
     """Resolve, validate and render a suite. Raises SuiteError naming file, line and field.
 
-    ``validate_evaluator(ref, field)`` checks a referenced evaluator exists and takes its options;
+    ``validate_evaluator(ref, suite_yaml_path, field)`` checks a referenced evaluator exists and takes its options;
     it is passed in so this module does not depend on the evaluator library.
     """
     folder = resolve_suite_dir(name_or_path, datasets_dir)
@@ -261,7 +276,7 @@ def load_suite(
         raise SuiteError("file not found", path=samples_path)
     if validate_evaluator is not None:
         for i, ref in enumerate(spec.evaluators):
-            validate_evaluator(ref, f"evaluators[{i}]")
+            validate_evaluator(ref, spec_path, f"evaluators[{i}]")
     floors = _parse_floors(spec, spec_path)
     _validate_rows(samples_path, spec)
     version = suite_version(folder)
@@ -282,7 +297,7 @@ def load_suite(
 
 
 def _parse_floors(spec: SuiteSpec, spec_path: Path) -> list[Floor]:
-    evaluator_names = {ref.name for ref in spec.evaluators}
+    evaluator_names = {ref.key for ref in spec.evaluators}
     floors = []
     for i, text in enumerate(spec.floors):
         try:

@@ -1,0 +1,55 @@
+# The two commands a user needs: `make demo` and `make test`. Both install what they need first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.aire-installed
+# pip's configuration on these machines warns about every missing local index; the warnings are noise.
+QUIET := sed -u '/is ignored: it is neither a file nor a directory/d'
+
+.PHONY: install demo test test-unit serve stop ui bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@echo "==> installing aire into $(VENV) (first time: a few minutes)"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip 2>&1 | $(QUIET)
+	$(BIN)/pip install -q -e ".[dev]" 2>&1 | $(QUIET)
+	touch $@
+
+# Installs, builds the local models, starts vLLM, benchmarks champion and challenger-worse, stops everything.
+demo: install
+	bash infra/demo.sh
+
+# Unit tests (fake OpenAI server) and integration tests (real vLLM, MLflow, Prefect).
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/aire models build
+	$(BIN)/python -m pytest -q -rs --durations=10 $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; exit $$rc
+
+test-unit: install
+	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
+
+serve: install
+	$(BIN)/aire serve
+
+stop:
+	-$(BIN)/aire serve --stop
+	-$(BIN)/aire ui --stop
+
+ui: install
+	$(BIN)/aire ui
+
+bench: install
+	$(BIN)/aire models build
+	$(BIN)/python benchmarks/throughput.py
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean: stop
+	rm -rf .aire

@@ -1,0 +1,175 @@
+"""The ``aire`` command. Exit codes: 0 pass, 1 fail, 2 inconclusive, 3 error (usage errors included).
+
+Heavy libraries (prefect, mlflow, datasets) are imported inside the commands that use them, so
+``aire --help`` and ``aire serve`` start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from aire.errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, AireError
+from aire.settings import get_settings, quiet_environment
+
+app = typer.Typer(
+    name="aire",
+    help="Continuous evaluation of LLMs served by vLLM. Exit codes: 0 pass, 1 fail, 2 inconclusive, 3 error.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+run_app = typer.Typer(help="Run an evaluation flow.", no_args_is_help=True)
+models_app = typer.Typer(help="Build the tiny local models used by the demo and tests.", no_args_is_help=True)
+app.add_typer(run_app, name="run")
+app.add_typer(models_app, name="models")
+
+
+@run_app.command("offline")
+def run_offline(
+    suite: Annotated[str, typer.Option(help="Suite name (a folder under datasets/) or path.")],
+    endpoint: Annotated[str | None, typer.Option(help="Endpoint name from aire.yaml.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Ad hoc endpoint URL, e.g. http://127.0.0.1:8000/v1.")] = None,
+    model: Annotated[str | None, typer.Option(help="Served model name for an ad hoc endpoint.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N samples.")] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, max=1024, help="Requests in flight.")] = None,
+    fresh: Annotated[bool, typer.Option(help="Start a new run instead of resuming an interrupted one.")] = False,
+) -> None:
+    """Benchmark one endpoint on a suite; the suite's floors decide the exit code (0 pass, 1 fail)."""
+    from aire.console import RichReporter, console, floors_lines, summary_table
+    from aire.progress import set_reporter
+    from aire.tracking import ui_command
+    from flows.offline import offline_benchmark
+
+    set_reporter(RichReporter())
+    result = asyncio.run(
+        offline_benchmark(
+            suite=suite,
+            endpoint=endpoint,
+            base_url=base_url,
+            model=model,
+            limit=limit,
+            concurrency=concurrency,
+            fresh=fresh,
+        )
+    )
+    title = f"{result.suite} ({result.suite_version[:12]}) @ {result.endpoint} [{result.served_model}]"
+    console.print(summary_table(title, result.summary))
+    if result.resumed:
+        console.print(f"Resumed an interrupted run: requested {result.n_requested} of {result.n_samples} samples.")
+    for line in floors_lines([(f.floor, f.value, f.passed) for f in result.floors]):
+        console.print(line)
+    console.print(f"MLflow run: {result.mlflow_run_id}   (store run {result.run_id})", soft_wrap=True)
+    console.print(f"Look at it: [bold]aire ui[/]   or: {ui_command(get_settings())}", soft_wrap=True)
+    raise typer.Exit(EXIT_PASS if result.passed else EXIT_FAIL)
+
+
+@models_app.command("build")
+def models_build(
+    only: Annotated[list[str] | None, typer.Option(help="Build only these models.")] = None,
+) -> None:
+    """Build champion, challenger-worse and challenger-same (skipped when already built)."""
+    from aire import serving
+
+    settings = get_settings()
+    serving.ensure_vllm_env(settings, progress=typer.echo)
+    for name, digest in serving.build_models(settings, only).items():
+        typer.echo(f"{name}: sha256 {digest}")
+
+
+@app.command("serve")
+def serve(
+    only: Annotated[list[str] | None, typer.Option(help="Serve only these endpoints.")] = None,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the servers aire started.")] = False,
+    status: Annotated[bool, typer.Option("--status", help="Show the servers aire started.")] = False,
+) -> None:
+    """Start one local vLLM server per endpoint with a `serve:` section in aire.yaml."""
+    from aire import serving
+    from aire.config import load_config
+
+    settings = get_settings()
+    if stop:
+        stopped = serving.stop_servers(settings, only)
+        typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "no aire vLLM server was running")
+        return
+    if status:
+        infos = serving.server_status(settings)
+        for info in infos:
+            typer.echo(str(info))
+        if not infos:
+            typer.echo("no aire vLLM server is running")
+        return
+    config = load_config(settings.config, settings.models_dir)
+    wanted = [ep for ep in config.endpoints.values() if ep.serve and (not only or ep.name in only)]
+    if only:
+        for name in only:
+            config.endpoint(name)  # unknown names are an error with "did you mean"
+    serving.ensure_vllm_env(settings, progress=typer.echo)
+    serving.build_models(settings, [ep.name for ep in wanted])
+    for info in serving.start_servers(settings, wanted):
+        typer.echo(str(info))
+    typer.echo("Stop them with: aire serve --stop")
+
+
+@app.command("evaluators")
+def list_evaluators() -> None:
+    """List the registered evaluators and their options."""
+    import evaluators
+
+    for name, spec in sorted(evaluators.registry().items()):
+        direction = "higher is better" if spec.higher_is_better else "lower is better"
+        typer.echo(f"{name:12s} {direction}; aggregations: {', '.join(spec.aggregations)}")
+
+
+@app.command("version")
+def version() -> None:
+    import aire
+    from aire.offline import code_version
+
+    typer.echo(f"aire {aire.__version__} ({code_version()})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app and map every outcome to aire's exit codes."""
+    settings = get_settings()
+    quiet_environment(settings)
+    # Flow and task logs still reach the Prefect API (and UI); the terminal shows aire's own output,
+    # and an error as one line instead of Prefect's traceback.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    for noisy in ("mlflow", "alembic"):  # migrations chatter at INFO on a new tracking database
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="aire", standalone_mode=False)
+        return int(code or 0)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.UsageError as exc:
+        # Click exits 2 on usage errors, but 2 means INCONCLUSIVE to a CI job reading aire's exit code.
+        hint = f" (try: {exc.ctx.command_path} --help)" if exc.ctx else ""
+        print(f"error: {exc.format_message()}{hint}", file=sys.stderr)
+        return EXIT_ERROR
+    except click.Abort:
+        print("aborted", file=sys.stderr)
+        return EXIT_ERROR
+    except AireError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:
+        if os.environ.get("AIRE_DEBUG"):
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc} (set AIRE_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

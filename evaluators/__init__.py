@@ -1,0 +1,38 @@
+"""The scorer library: evaluators registered by name, referenced by suites.
+
+``import evaluators`` registers every builtin. Suites name them in ``suite.yaml``; ``bind`` checks a
+name and its options when the suite loads, and ``BoundEvaluator.score`` scores one completion.
+"""
+
+from __future__ import annotations
+
+from aire.model import Score
+
+# Imported for their side effect: each module registers its evaluators with the registry.
+from evaluators import length, match, numeric, overlap, structured  # noqa: F401
+from evaluators.registry import (
+    KNOWN_AGGREGATIONS,
+    BoundEvaluator,
+    DuplicateEvaluator,
+    EvaluatorSpec,
+    OptionError,
+    UnknownEvaluator,
+    bind,
+    evaluator,
+    get,
+    registry,
+)
+
+__all__ = [
+    "KNOWN_AGGREGATIONS",
+    "BoundEvaluator",
+    "DuplicateEvaluator",
+    "EvaluatorSpec",
+    "OptionError",
+    "Score",
+    "UnknownEvaluator",
+    "bind",
+    "evaluator",
+    "get",
+    "registry",
+]
