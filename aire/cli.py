@@ -12,8 +12,8 @@ import os
 import sys
 from typing import Annotated
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from aire.errors import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, AireError
 from aire.settings import get_settings, quiet_environment
@@ -43,9 +43,12 @@ def run_offline(
 ) -> None:
     """Benchmark one endpoint on a suite; the suite's floors decide the exit code (0 pass, 1 fail)."""
     from aire.console import RichReporter, console, floors_lines, summary_table
+    from aire.offline import preflight
     from aire.progress import set_reporter
     from aire.tracking import ui_command
-    from flows.offline import offline_benchmark
+
+    asyncio.run(preflight(get_settings(), suite=suite, endpoint=endpoint, base_url=base_url, model=model))
+    from flows.offline import offline_benchmark  # imports prefect: seconds, so only after the checks
 
     set_reporter(RichReporter())
     result = asyncio.run(
@@ -148,14 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = command.main(args=argv, prog_name="aire", standalone_mode=False)
         return int(code or 0)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.UsageError as exc:
-        # Click exits 2 on usage errors, but 2 means INCONCLUSIVE to a CI job reading aire's exit code.
-        hint = f" (try: {exc.ctx.command_path} --help)" if exc.ctx else ""
+    except TyperException as exc:
+        # Click-style CLIs exit 2 on usage errors, but 2 means INCONCLUSIVE to a CI job reading aire's exit code.
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (try: {ctx.command_path} --help)" if ctx is not None else ""
         print(f"error: {exc.format_message()}{hint}", file=sys.stderr)
         return EXIT_ERROR
-    except click.Abort:
+    except typer.Abort:
         print("aborted", file=sys.stderr)
         return EXIT_ERROR
     except AireError as exc:

@@ -15,7 +15,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -26,9 +26,10 @@ from aire.errors import ConfigError
 from aire.model import Completion, Estimate, Sample, Summary
 from aire.progress import reporter
 from aire.settings import Settings
-from aire.store import FAILED, FINISHED, SampleResult, Store
-from aire.suites import EvaluatorRef, Floor, Suite, load_suite
-from aire.summary import summarise
+from aire.suites import EvaluatorRef, Floor, Suite, inspect_suite, load_suite
+
+if TYPE_CHECKING:  # the store (sqlalchemy) and summary (scipy) load in prepare/finalise, not in preflight
+    from aire.store import Store
 
 
 class FloorResult(BaseModel):
@@ -132,6 +133,28 @@ def _resume_key(suite: Suite, endpoint: EndpointConfig, sample_ids: list[str]) -
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
+async def preflight(
+    settings: Settings,
+    *,
+    suite: str,
+    endpoint: str | None = None,
+    base_url: str | None = None,
+    model: str | None = None,
+) -> None:
+    """The checks of ``prepare`` that need neither Prefect nor the data libraries.
+
+    The CLI runs them before it starts a flow, so a typo costs a second, not a Prefect start-up.
+    """
+    ep = resolve_endpoint(settings, endpoint, base_url, model)
+    inspect_suite(
+        suite,
+        settings.datasets_dir,
+        validate_evaluator=lambda ref, path, prefix: bind_evaluator(ref, path, prefix),
+    )
+    async with EndpointClient(ep, timeout_s=min(settings.request_timeout_s, 10.0)) as client:
+        await client.check()
+
+
 async def prepare(
     settings: Settings,
     *,
@@ -162,6 +185,8 @@ async def prepare(
     )
     async with EndpointClient(ep, timeout_s=min(settings.request_timeout_s, 10.0)) as client:
         await client.check()
+
+    from aire.store import Store
 
     store = Store(settings.resolved_store_url)
     ids = [s.id for s in loaded.samples]
@@ -219,6 +244,8 @@ async def run_samples(plan: OfflinePlan, client: EndpointClient, writer: Any, sa
 
     The client bounds concurrency across all shards, so shards can all be awaited at once.
     """
+    from aire.store import SampleResult
+
     params = plan.suite.spec.generation
     progress = reporter()
     failed = 0
@@ -255,6 +282,8 @@ def evaluate_floors(floors: list[Floor], summary: Summary) -> list[FloorResult]:
 def finalise(plan: OfflinePlan, *, n_requested: int) -> OfflineResult:
     """Summarise the stored rows, record the MLflow run, then mark the store's run finished."""
     from aire import tracking
+    from aire.store import FAILED, FINISHED
+    from aire.summary import summarise
 
     rows = plan.store.results(plan.run_id)
     aggregations = {key: ev.spec.aggregations for key, ev in zip(plan.keys, plan.evaluators, strict=True)}

@@ -256,18 +256,16 @@ def _read_rows(samples_path: Path, version: str, cache_root: Path | None) -> lis
     return ds.to_list()
 
 
-def load_suite(
+def inspect_suite(
     name_or_path: str,
     datasets_dir: Path,
     *,
-    limit: int | None = None,
-    cache_root: Path | None = None,
     validate_evaluator: Callable[[EvaluatorRef, Path, str], Any] | None = None,
-) -> Suite:
-    """Resolve, validate and render a suite. Raises SuiteError naming file, line and field.
+) -> tuple[Path, SuiteSpec, list[Floor]]:
+    """Every check of a suite that needs no data library: quick enough to run before a flow starts.
 
-    ``validate_evaluator(ref, suite_yaml_path, field)`` checks a referenced evaluator exists and takes its options;
-    it is passed in so this module does not depend on the evaluator library.
+    ``validate_evaluator(ref, suite_yaml_path, field)`` checks a referenced evaluator exists and takes
+    its options; it is passed in so this module does not depend on the evaluator library.
     """
     folder = resolve_suite_dir(name_or_path, datasets_dir)
     spec_path, samples_path = folder / SUITE_FILE, folder / SAMPLES_FILE
@@ -279,8 +277,21 @@ def load_suite(
             validate_evaluator(ref, spec_path, f"evaluators[{i}]")
     floors = _parse_floors(spec, spec_path)
     _validate_rows(samples_path, spec)
+    return folder, spec, floors
+
+
+def load_suite(
+    name_or_path: str,
+    datasets_dir: Path,
+    *,
+    limit: int | None = None,
+    cache_root: Path | None = None,
+    validate_evaluator: Callable[[EvaluatorRef, Path, str], Any] | None = None,
+) -> Suite:
+    """Resolve, validate, load and render a suite. Raises SuiteError naming file, line and field."""
+    folder, spec, floors = inspect_suite(name_or_path, datasets_dir, validate_evaluator=validate_evaluator)
     version = suite_version(folder)
-    rows = _read_rows(samples_path, version, cache_root)
+    rows = _read_rows(folder / SAMPLES_FILE, version, cache_root)
     if limit is not None:
         rows = rows[:limit]
     samples = [

@@ -1,0 +1,141 @@
+"""Shared fixtures: an isolated aire home per test, a fake OpenAI server process, a real Prefect server.
+
+Prefect reads its settings when it is first imported, so the Prefect fixture sets the environment
+before anything imports it; test modules therefore import ``flows`` inside tests, never at the top.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aire.settings import QUIET_ENV, Settings, get_settings
+
+REPO = Path(__file__).resolve().parents[1]
+# Built models and the vLLM venv are expensive: tests share the developer's (or CI's) copies.
+_REAL = Settings()
+MODELS_DIR = _REAL.models_dir
+VLLM_VENV = _REAL.vllm_venv_dir
+
+for _key, _value in QUIET_ENV.items():
+    os.environ.setdefault(_key, _value)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} not healthy after {timeout_s}s")
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
+    """Stop a process we started (its own process group), by pid, and wait for it."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def aire_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh aire home (store, MLflow, caches) per test; models and the vLLM venv are shared."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("AIRE_HOME", str(home))
+    monkeypatch.setenv("AIRE_DATASETS_DIR", str(REPO / "datasets"))
+    monkeypatch.setenv("AIRE_MODELS", str(MODELS_DIR))
+    monkeypatch.setenv("AIRE_VLLM_VENV", str(VLLM_VENV))
+    monkeypatch.setenv("AIRE_CONFIG", str(tmp_path / "aire.yaml"))
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+
+
+def write_config(path: Path, endpoints: dict[str, dict[str, object]]) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump({"endpoints": endpoints}))
+    return path
+
+
+@pytest.fixture(scope="session")
+def fake_server() -> Iterator[str]:
+    """A fake OpenAI server in its own process (so in-process CLI runs can block on it).
+
+    It answers the arith prompts correctly, with 10 ms latency. Yields its base URL (with /v1).
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aire.testing.fake_openai", "--port", "0", "--latency-ms", "10"],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    base_url = proc.stdout.readline().decode().strip()
+    try:
+        wait_http(base_url.removesuffix("/v1") + "/health", 20, proc)
+        yield base_url
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prefect server for the session; flows in this process run against it."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+    }
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    mp = pytest.MonkeyPatch()
+    try:
+        wait_http(f"{api}/health", 120, proc)
+        mp.setenv("PREFECT_HOME", str(home))
+        mp.setenv("PREFECT_API_URL", api)
+        mp.setenv("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+        yield api
+    finally:
+        if "prefect" in sys.modules:
+            # Send queued logs and events while the server is still up; otherwise Prefect's workers
+            # retry against a dead server at interpreter exit for a minute or more.
+            from prefect.events.worker import EventsWorker
+            from prefect.logging.handlers import APILogWorker
+
+            APILogWorker.drain_all(timeout=10)
+            EventsWorker.drain_all(timeout=10)
+        mp.undo()
+        stop_process(proc)

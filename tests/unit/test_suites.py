@@ -1,0 +1,147 @@
+"""Suites: loading, versioning, and one-line errors that name file, line and field."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from aire.errors import SuiteError
+from aire.offline import bind_evaluator
+from aire.suites import Floor, load_suite, suite_version
+
+REPO = Path(__file__).resolve().parents[2]
+DATASETS = REPO / "datasets"
+
+
+def validate(ref, path, prefix):
+    return bind_evaluator(ref, path, prefix)
+
+
+@pytest.fixture
+def suite_dir(tmp_path: Path) -> Path:
+    """A copy of the arith suite that a test may break."""
+    dst = tmp_path / "datasets" / "mini"
+    shutil.copytree(DATASETS / "arith", dst)
+    return dst
+
+
+def test_arith_loads_and_renders() -> None:
+    suite = load_suite("arith", DATASETS, validate_evaluator=validate)
+    assert suite.name == "arith"
+    assert len(suite.samples) == 200
+    first = next(s for s in suite.samples if s.id == "add-3-4")
+    assert first.prompt == "Q: 3+4=\nA:"
+    assert first.reference == "7"
+    assert first.slices == {"op": "add"}
+    assert suite.floors == [Floor(metric="exact_match/mean", op=">=", threshold=0.9)]
+    assert len(suite.version) == 64
+
+
+def test_arith_chat_renders_messages() -> None:
+    suite = load_suite("arith-chat", DATASETS, validate_evaluator=validate)
+    sample = suite.samples[0]
+    assert sample.is_chat
+    assert sample.prompt[-1].role == "user"
+    assert sample.prompt[-1].content.startswith("Q: ")
+
+
+def test_limit_and_path(suite_dir: Path) -> None:
+    suite = load_suite(str(suite_dir / "suite.yaml"), Path("/nonexistent"), limit=5)
+    assert [s.id for s in suite.samples] == ["add-0-0", "add-0-1", "add-0-2", "add-0-3", "add-0-4"]
+
+
+def test_version_is_content_hash(suite_dir: Path) -> None:
+    before = suite_version(suite_dir)
+    assert suite_version(suite_dir) == before
+    samples = suite_dir / "samples.jsonl"
+    samples.write_text(samples.read_text().replace('"answer": "7"', '"answer": "8"', 1))
+    assert suite_version(suite_dir) != before
+    # And the loaded rows follow the content, even with the datasets cache in play.
+    suite = load_suite(str(suite_dir), Path("."), cache_root=suite_dir.parent / "cache")
+    assert suite.version == suite_version(suite_dir)
+
+
+def err(call) -> str:
+    with pytest.raises(SuiteError) as info:
+        call()
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_suite_suggests_name() -> None:
+    message = err(lambda: load_suite("arth", DATASETS))
+    assert "suite not found" in message and "did you mean: arith" in message
+
+
+def test_malformed_yaml_names_line(suite_dir: Path) -> None:
+    (suite_dir / "suite.yaml").write_text("name: mini\nprompt: {template: 'x'\nevaluators: []\n")
+    message = err(lambda: load_suite(str(suite_dir), Path(".")))
+    assert "suite.yaml:" in message and "malformed YAML" in message
+
+
+def test_malformed_jsonl_names_line(suite_dir: Path) -> None:
+    path = suite_dir / "samples.jsonl"
+    lines = path.read_text().splitlines()
+    lines[6] = '{"id": "broken", "question": '
+    path.write_text("\n".join(lines) + "\n")
+    message = err(lambda: load_suite(str(suite_dir), Path(".")))
+    assert "samples.jsonl:7" in message and "malformed JSON" in message
+
+
+def test_missing_field_names_line_and_field(suite_dir: Path) -> None:
+    path = suite_dir / "samples.jsonl"
+    lines = path.read_text().splitlines()
+    lines[2] = '{"id": "x", "questoin": "1+1", "answer": "2", "op": "add"}'
+    path.write_text("\n".join(lines) + "\n")
+    message = err(lambda: load_suite(str(suite_dir), Path(".")))
+    assert "samples.jsonl:3" in message and "field 'question'" in message and "did you mean: questoin" in message
+
+
+def test_duplicate_id(suite_dir: Path) -> None:
+    path = suite_dir / "samples.jsonl"
+    lines = path.read_text().splitlines()
+    lines.append(lines[0])
+    path.write_text("\n".join(lines) + "\n")
+    message = err(lambda: load_suite(str(suite_dir), Path(".")))
+    assert "samples.jsonl:201" in message and "duplicate id 'add-0-0' (first on line 1)" in message
+
+
+def test_unknown_top_level_key(suite_dir: Path) -> None:
+    spec = suite_dir / "suite.yaml"
+    spec.write_text(spec.read_text() + "evaluater: []\n")
+    message = err(lambda: load_suite(str(suite_dir), Path(".")))
+    assert "field 'evaluater'" in message and "did you mean: evaluators" in message
+
+
+def test_unknown_evaluator_suggests(suite_dir: Path) -> None:
+    spec = suite_dir / "suite.yaml"
+    spec.write_text(spec.read_text().replace("- name: numeric", "- name: numerik"))
+    from aire.errors import InputError
+
+    with pytest.raises(InputError) as info:
+        load_suite(str(suite_dir), Path("."), validate_evaluator=validate)
+    assert "evaluators[1]" in str(info.value) and "did you mean: numeric" in str(info.value)
+
+
+def test_bad_generation_value(suite_dir: Path) -> None:
+    spec = suite_dir / "suite.yaml"
+    spec.write_text(spec.read_text().replace("max_tokens: 4", "max_tokens: 0"))
+    message = err(lambda: load_suite(str(suite_dir), Path(".")))
+    assert "field 'generation.max_tokens'" in message
+
+
+def test_floor_on_unknown_metric(suite_dir: Path) -> None:
+    spec = suite_dir / "suite.yaml"
+    spec.write_text(spec.read_text().replace("exact_match/mean >= 0.9", "exakt_match/mean >= 0.9"))
+    message = err(lambda: load_suite(str(suite_dir), Path(".")))
+    assert "floors[0]" in message and "did you mean: exact_match" in message
+
+
+def test_floor_syntax() -> None:
+    assert Floor.parse("latency/ttft_ms/p95 <= 250").holds(200.0)
+    assert not Floor.parse("exact_match/mean > 0.9").holds(0.9)
+    with pytest.raises(ValueError):
+        Floor.parse("exact_match/mean ~ 0.9")

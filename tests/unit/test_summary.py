@@ -1,0 +1,87 @@
+"""Summary statistics: values, n, not-scored counts and confidence intervals that cover the truth."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from aire.stats import mean_ci, quantile_ci
+from aire.summary import summarise
+
+
+@dataclass
+class Row:
+    scores: dict[str, float]
+    slices: dict[str, str] = field(default_factory=dict)
+    error_type: str | None = None
+    ttft_s: float | None = 0.01
+    tpot_s: float | None = 0.002
+    e2e_s: float | None = 0.02
+    output_tokens: int | None = 3
+
+
+def test_wilson_interval_for_binary_scores() -> None:
+    value, low, high = mean_ci(np.array([1.0] * 90 + [0.0] * 10))
+    assert value == pytest.approx(0.9)
+    # Reference values of the Wilson score interval for 90/100.
+    assert low == pytest.approx(0.8256, abs=1e-3) and high == pytest.approx(0.9448, abs=1e-3)
+    # At 100% the interval still has width: no false certainty from a perfect sample.
+    _, low, high = mean_ci(np.ones(50))
+    assert high == 1.0 and low < 0.95
+
+
+def test_t_interval_for_continuous_scores() -> None:
+    rng = np.random.default_rng(0)
+    covered = 0
+    for _ in range(400):
+        _, low, high = mean_ci(rng.normal(5.0, 2.0, size=40))
+        covered += low <= 5.0 <= high
+    assert 0.92 <= covered / 400 <= 0.98
+
+
+def test_quantile_ci_covers_true_quantile() -> None:
+    rng = np.random.default_rng(1)
+    true_p95 = -math.log(0.05)  # exponential(1)
+    covered = 0
+    for _ in range(400):
+        _, low, high = quantile_ci(rng.exponential(1.0, size=300), 0.95)
+        covered += low <= true_p95 <= high
+    assert covered / 400 >= 0.92
+
+
+def test_quantile_ci_absent_when_tail_unsupported() -> None:
+    value, low, high = quantile_ci(np.array([1.0, 2.0, 3.0]), 0.99)
+    assert value == pytest.approx(2.98) and low is None and high is None
+
+
+def test_nan_is_not_scored_not_zero() -> None:
+    rows = [Row({"em": 1.0}), Row({"em": 1.0}), Row({"em": math.nan}), Row({"em": math.nan}, error_type="http")]
+    summary = summarise(rows, {"em": ("mean",)})
+    est = summary.metrics["em/mean"]
+    assert est.value == 1.0 and est.n == 2 and est.n_errors == 2
+    assert summary.n_errors == 1
+    # Latency only from successful requests.
+    assert summary.latency["latency/ttft_ms/p50"].n == 3
+    assert summary.latency["latency/ttft_ms/p50"].value == pytest.approx(10.0)
+
+
+def test_slices_and_declared_aggregations() -> None:
+    rows = [Row({"f1": v}, slices={"op": op}) for v, op in [(0.2, "add"), (0.4, "add"), (1.0, "mul/x")]]
+    summary = summarise(rows, {"f1": ("mean", "median", "max")}, ["op"])
+    assert summary.metrics["f1/mean"].value == pytest.approx(1.6 / 3)
+    assert summary.metrics["f1/mean/op:add"].value == pytest.approx(0.3)
+    # Characters MLflow rejects in metric names are replaced.
+    assert summary.metrics["f1/max/op:mul_x"].value == 1.0
+    assert "f1/median/op:add" in summary.metrics
+    assert "latency/e2e_ms/p99/op:add" in summary.latency
+    flat = summary.flat()
+    assert all(math.isfinite(v) for v in flat.values())
+
+
+def test_all_unscored_metric_is_nan_and_dropped_from_flat() -> None:
+    summary = summarise([Row({"em": math.nan}, error_type="timeout")], {"em": ("mean",)})
+    assert math.isnan(summary.metrics["em/mean"].value)
+    assert "em/mean" not in summary.flat()
