@@ -64,6 +64,9 @@ def run_offline(
     )
     title = f"{result.suite} ({result.suite_version[:12]}) @ {result.endpoint} [{result.served_model}]"
     console.print(summary_table(title, result.summary))
+    if result.n_requested:
+        rate = result.n_requested / result.execution_s if result.execution_s > 0 else 0.0
+        console.print(f"Requested {result.n_requested} samples in {result.execution_s:.1f} s ({rate:.1f}/s).")
     if result.resumed:
         console.print(f"Resumed an interrupted run: requested {result.n_requested} of {result.n_samples} samples.")
     for line in floors_lines([(f.floor, f.value, f.passed) for f in result.floors]):
@@ -118,6 +121,33 @@ def serve(
     for info in serving.start_servers(settings, wanted):
         typer.echo(str(info))
     typer.echo("Stop them with: aire serve --stop")
+
+
+@app.command("ui")
+def ui(
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the UIs aire started.")] = False,
+    only: Annotated[str | None, typer.Option(help="Start only 'mlflow' or 'prefect'.")] = None,
+    mlflow_port: Annotated[int, typer.Option(min=1024, max=65535)] = 5000,
+    prefect_port: Annotated[int, typer.Option(min=1024, max=65535)] = 4200,
+) -> None:
+    """Start the MLflow UI and the Prefect server (with its UI) on aire's state, in the background."""
+    from aire import services
+
+    settings = get_settings()
+    if stop:
+        stopped = services.stop_uis(settings)
+        typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "no aire UI was running")
+        return
+    if only not in (None, "mlflow", "prefect"):
+        raise typer.BadParameter("expected 'mlflow' or 'prefect'", param_hint="--only")
+    if only in (None, "mlflow"):
+        info = services.start_mlflow_ui(settings, mlflow_port)
+        typer.echo(f"MLflow UI:  {info.url}  (experiment '{settings.mlflow_experiment}'; pid {info.pid})")
+    if only in (None, "prefect"):
+        info = services.start_prefect_server(settings, prefect_port)
+        typer.echo(f"Prefect UI: {info.url}  (pid {info.pid}); to run flows against it:")
+        typer.echo(f"  export PREFECT_API_URL={services.prefect_api_url(info)}")
+    typer.echo("Stop with: aire ui --stop")
 
 
 @app.command("evaluators")

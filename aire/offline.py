@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,7 @@ class OfflineResult(BaseModel):
     served_model: str
     n_samples: int
     n_requested: int  # by this invocation; fewer than n_samples when a run was resumed
+    execution_s: float  # first request sent -> last row committed, for this invocation
     resumed: bool
     summary: Summary
     floors: list[FloorResult]
@@ -254,19 +256,18 @@ async def run_samples(plan: OfflinePlan, client: EndpointClient, writer: Any, sa
         nonlocal failed
         completion = await client.generate(sample, params)
         scores = await score(plan, sample, completion)
-        writer.put(
-            SampleResult(
-                sample=sample,
-                fingerprint=request_fingerprint(plan.endpoint, sample, params),
-                completion=completion,
-                scores=scores,
-            )
-        )
+        writer.put(SampleResult(sample=sample, completion=completion, scores=scores))
         failed += not completion.ok
         progress.advance(failed=not completion.ok)
 
     await asyncio.gather(*(one(s) for s in samples))
     return failed
+
+
+def fingerprinter(plan: OfflinePlan) -> Callable[[Sample], str]:
+    """The request identity the store records next to each row."""
+    params = plan.suite.spec.generation
+    return lambda sample: request_fingerprint(plan.endpoint, sample, params)
 
 
 def evaluate_floors(floors: list[Floor], summary: Summary) -> list[FloorResult]:
@@ -279,7 +280,7 @@ def evaluate_floors(floors: list[Floor], summary: Summary) -> list[FloorResult]:
     return results
 
 
-def finalise(plan: OfflinePlan, *, n_requested: int) -> OfflineResult:
+def finalise(plan: OfflinePlan, *, n_requested: int, execution_s: float) -> OfflineResult:
     """Summarise the stored rows, record the MLflow run, then mark the store's run finished."""
     from aire import tracking
     from aire.store import FAILED, FINISHED
@@ -315,6 +316,7 @@ def finalise(plan: OfflinePlan, *, n_requested: int) -> OfflineResult:
         served_model=plan.endpoint.model,
         n_samples=len(rows),
         n_requested=n_requested,
+        execution_s=execution_s,
         resumed=plan.resumed,
         summary=summary,
         floors=floors,

@@ -8,13 +8,14 @@ Shard tasks share one HTTP client, so the suite's concurrency holds across all o
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NONE
 
 from aire.endpoints import EndpointClient
-from aire.offline import OfflinePlan, OfflineResult, finalise, prepare, run_samples
+from aire.offline import OfflinePlan, OfflineResult, finalise, fingerprinter, prepare, run_samples
 from aire.progress import reporter
 from aire.settings import get_settings
 
@@ -30,8 +31,8 @@ async def evaluate_shard(plan: OfflinePlan, client: EndpointClient, writer: Any,
 
 
 @task(name="record-run", retries=1, retry_delay_seconds=2, cache_policy=NONE)
-def record_run(plan: OfflinePlan, n_requested: int) -> OfflineResult:
-    return finalise(plan, n_requested=n_requested)
+def record_run(plan: OfflinePlan, n_requested: int, execution_s: float) -> OfflineResult:
+    return finalise(plan, n_requested=n_requested, execution_s=execution_s)
 
 
 @flow(name="offline-benchmark", log_prints=True)
@@ -62,6 +63,7 @@ async def offline_benchmark(
         completed=len(plan.suite.samples) - n_pending,
         description=f"{plan.suite.name} @ {plan.endpoint.name}",
     )
+    started = time.perf_counter()
     try:
         async with EndpointClient(
             plan.endpoint,
@@ -69,8 +71,8 @@ async def offline_benchmark(
             timeout_s=settings.request_timeout_s,
             max_attempts=settings.max_attempts,
         ) as client:
-            with plan.store.writer(plan.run_id) as writer:
+            with plan.store.writer(plan.run_id, fingerprinter(plan)) as writer:
                 await asyncio.gather(*(evaluate_shard(plan, client, writer, i) for i in range(len(plan.shards()))))
     finally:
         progress.stop()
-    return record_run(plan, n_pending)
+    return record_run(plan, n_pending, time.perf_counter() - started)

@@ -122,10 +122,10 @@ def run_ids(store: Store) -> list[str]:
 def test_sigkill_mid_run_then_resume_requests_only_missing_samples(
     aire_env: Path, prefect_api: str, tmp_path: Path
 ) -> None:
+    store = Store(get_settings().resolved_store_url)
     server, base_url = fake_process(latency_ms=100)
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
     cmd = [AIRE, "run", "offline", "--suite", "arith", "--base-url", base_url, "--model", "fake", "--concurrency", "4"]
-    store = Store(get_settings().resolved_store_url)
     try:
         victim = subprocess.Popen(
             cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True

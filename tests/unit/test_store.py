@@ -16,6 +16,10 @@ def store(tmp_path: Path) -> Store:
     return Store(f"sqlite:///{tmp_path / 'aire.db'}")
 
 
+def FP(sample: Sample) -> str:
+    return "f" * 64
+
+
 def new_run(store: Store, key: str = "k") -> str:
     return store.create_run(
         kind="offline",
@@ -35,7 +39,6 @@ def result(sample_id: str, *, error: bool = False, value: float = 1.0) -> Sample
         completion = Completion(error=CompletionError(type="http", status=503, message="busy"), attempts=4)
     return SampleResult(
         sample=Sample(id=sample_id, prompt="Q", reference="7", slices={"op": "add"}),
-        fingerprint="f" * 64,
         completion=completion,
         scores={"em": Score(value=math.nan if error else value, explanation="x" if error else None)},
     )
@@ -48,10 +51,11 @@ def test_sqlite_runs_in_wal_mode(store: Store) -> None:
 
 def test_rows_round_trip_with_nan_as_null(store: Store) -> None:
     run_id = new_run(store)
-    with store.writer(run_id) as w:
+    with store.writer(run_id, FP) as w:
         w.put(result("a"))
         w.put(result("b", error=True))
     rows = {r.sample_id: r for r in store.results(run_id)}
+    assert rows["a"].fingerprint == "f" * 64
     assert rows["a"].scores == {"em": 1.0} and rows["a"].ttft_s == 0.01 and rows["a"].slices == {"op": "add"}
     assert math.isnan(rows["b"].scores["em"]) and rows["b"].scores_json == {"em": None}
     assert rows["b"].error_type == "http" and rows["b"].error_status == 503 and rows["b"].attempts == 4
@@ -61,9 +65,9 @@ def test_rows_round_trip_with_nan_as_null(store: Store) -> None:
 
 def test_retried_sample_replaces_failed_row(store: Store) -> None:
     run_id = new_run(store)
-    with store.writer(run_id) as w:
+    with store.writer(run_id, FP) as w:
         w.put(result("a", error=True))
-    with store.writer(run_id) as w:
+    with store.writer(run_id, FP) as w:
         w.put(result("a", value=0.0))
     rows = store.results(run_id)
     assert len(rows) == 1 and rows[0].error_type is None and rows[0].scores == {"em": 0.0}
@@ -81,7 +85,7 @@ def test_resumable_until_finished(store: Store) -> None:
 
 def test_many_rows_are_group_committed(store: Store) -> None:
     run_id = new_run(store)
-    with store.writer(run_id) as w:
+    with store.writer(run_id, FP) as w:
         for i in range(2000):
             w.put(result(f"s{i}"))
     assert store.count_results(run_id) == 2000
@@ -90,5 +94,5 @@ def test_many_rows_are_group_committed(store: Store) -> None:
 
 def test_writer_error_surfaces(store: Store) -> None:
     # A row for a run that does not exist violates the foreign key: the failure must reach the caller.
-    with pytest.raises(RuntimeError, match="result writer failed"), store.writer("no-such-run") as w:
+    with pytest.raises(RuntimeError, match="result writer failed"), store.writer("no-such-run", FP) as w:
         w.put(result("a"))

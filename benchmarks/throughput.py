@@ -1,0 +1,295 @@
+"""Throughput and fixed overhead of ``aire run offline`` against a minimal raw aiohttp client.
+
+Everything is measured side by side in one run (these machines are noisy), alternating raw and
+aire rounds and reporting medians:
+
+(a) the fake OpenAI server with a fixed 50 ms latency, 2,000 samples, concurrency 32;
+(b) the real local vLLM (champion) on the arith suite (its 200 prompts repeated 5x), concurrency 16;
+plus the wall time of the whole ``aire run offline`` command, the fixed overhead of one flow run
+against a running Prefect server and with the temporary one, and what a bare command imports.
+
+Only 127.0.0.1 is contacted. Usage: ``python benchmarks/throughput.py [--quick]`` (``make bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+HEAVY = ("prefect", "mlflow", "datasets", "ragas", "great_expectations", "torch", "scipy", "pandas")
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def wait_http(url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(cmd: list[str], env: dict[str, str] | None = None, **kw: object) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, env=env, start_new_session=True, **kw)  # type: ignore[call-overload]
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def make_suite(folder: Path, n: int, source: Path = REPO / "datasets" / "arith") -> Path:
+    """A copy of a suite whose rows repeat until there are n, with unique ids."""
+    rows = [json.loads(line) for line in (source / "samples.jsonl").read_text().splitlines() if line.strip()]
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "samples.jsonl").open("w") as fh:
+        for i in range(n):
+            row = dict(rows[i % len(rows)])
+            row["id"] = f"{row['id']}-r{i // len(rows)}"
+            fh.write(json.dumps(row) + "\n")
+    shutil.copy(source / "suite.yaml", folder / "suite.yaml")
+    return folder
+
+
+def prompts_of(suite: Path) -> list[str]:
+    rows = [json.loads(line) for line in (suite / "samples.jsonl").read_text().splitlines() if line.strip()]
+    return [f"Q: {r['question']}=\nA:" for r in rows]
+
+
+# --------------------------------------------------------------------------------- the raw floor
+async def raw_client(base_url: str, model: str, prompts: list[str], concurrency: int) -> float:
+    """The fastest plain client here: aiohttp, streaming, reading SSE lines to [DONE]. Returns seconds."""
+    sem = asyncio.Semaphore(concurrency)
+    url = f"{base_url}/completions"
+
+    async def one(session: aiohttp.ClientSession, prompt: str) -> None:
+        body = {"model": model, "prompt": prompt, "max_tokens": 4, "temperature": 0, "stop": ["\n"], "stream": True}
+        async with sem, session.post(url, json=body) as resp:
+            async for line in resp.content:
+                if line.startswith(b"data: [DONE]"):
+                    break
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(session, p) for p in prompts))
+        return time.perf_counter() - t0
+
+
+# ------------------------------------------------------------------------------------ aire's path
+def aire_flow(
+    suite: Path, base_url: str, model: str, concurrency: int, limit: int | None = None
+) -> tuple[float, float]:
+    """One in-process flow run (the CLI's path minus argument parsing): (execution seconds, wall seconds)."""
+    from flows.offline import offline_benchmark
+
+    t0 = time.perf_counter()
+    result = asyncio.run(
+        offline_benchmark(
+            suite=str(suite), base_url=base_url, model=model, concurrency=concurrency, limit=limit, fresh=True
+        )
+    )
+    return result.execution_s, time.perf_counter() - t0
+
+
+def aire_command(args: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run([str(BIN / "aire"), *args], env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"aire {' '.join(args)} exited {proc.returncode}: {proc.stderr[-500:]}")
+    return wall
+
+
+def compare(label: str, suite: Path, base_url: str, model: str, concurrency: int, rounds: int) -> dict[str, float]:
+    prompts = prompts_of(suite)
+    raw, aire_exec, aire_wall = [], [], []
+    asyncio.run(raw_client(base_url, model, prompts[:64], concurrency))  # warm the server's caches
+    for _ in range(rounds):
+        raw.append(asyncio.run(raw_client(base_url, model, prompts, concurrency)))
+        execution, wall = aire_flow(suite, base_url, model, concurrency)
+        aire_exec.append(execution)
+        aire_wall.append(wall)
+    n = len(prompts)
+    out = {
+        "n": n,
+        "raw_rps": n / statistics.median(raw),
+        "aire_rps": n / statistics.median(aire_exec),
+        "aire_flow_wall_s": statistics.median(aire_wall),
+    }
+    out["ratio"] = out["aire_rps"] / out["raw_rps"]
+    print(
+        f"{label}: raw {out['raw_rps']:.1f} req/s, aire {out['aire_rps']:.1f} req/s "
+        f"-> ratio aire/raw {out['ratio']:.3f}  (rounds {rounds}, raw s {[round(x, 2) for x in raw]}, "
+        f"aire s {[round(x, 2) for x in aire_exec]}, flow wall {out['aire_flow_wall_s']:.2f} s)",
+        flush=True,
+    )
+    return out
+
+
+def import_check(env: dict[str, str]) -> dict[str, object]:
+    """Which heavy libraries a bare command pulls in, and how long `aire --help` takes."""
+    code = (
+        "import sys, time; t=time.perf_counter(); import aire.cli, aire.offline, evaluators; "
+        f"print(round(time.perf_counter()-t, 3), [m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.split(" ", 1)
+    t0 = time.perf_counter()
+    subprocess.run([str(BIN / "aire"), "--help"], env=env, capture_output=True)
+    return {"help_s": time.perf_counter() - t0, "import_s": float(out[0]), "heavy_imported": out[1].strip()}
+
+
+# ------------------------------------------------------------------------------------------- main
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one round each, 500 samples (a smoke run)")
+    parser.add_argument("--skip-vllm", action="store_true", help="skip (b), the real vLLM comparison")
+    args = parser.parse_args()
+    rounds, n_fake = (1, 500) if args.quick else (3, 2000)
+
+    work = Path(tempfile.mkdtemp(prefix="aire-bench-"))
+    from aire.settings import Settings
+
+    real = Settings()
+    env = {
+        **os.environ,
+        "AIRE_HOME": str(work / "home"),
+        "AIRE_MODELS": str(real.models_dir),
+        "AIRE_VLLM_VENV": str(real.vllm_venv_dir),
+        "AIRE_SHARD_SIZE": "500",
+        "PREFECT_HOME": str(work / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    env.pop("PREFECT_API_URL", None)
+    procs: list[subprocess.Popen[bytes]] = []
+    results: dict[str, object] = {}
+    try:
+        # A running Prefect server, as a team would have (the compose stack / `aire ui`).
+        port = free_port()
+        t0 = time.perf_counter()
+        procs.append(
+            start(
+                [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                env={**env, "PREFECT_UI_ENABLED": "false"},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        api = f"http://127.0.0.1:{port}/api"
+        wait_http(f"{api}/health", 180)
+        print(f"Prefect server healthy in {time.perf_counter() - t0:.1f} s", flush=True)
+        server_env = {**env, "PREFECT_API_URL": api}
+        os.environ.update(server_env)  # before prefect is imported in this process
+
+        results["imports"] = import_check(env)
+        print(f"imports: {results['imports']}", flush=True)
+
+        # (a) fake server, 50 ms, concurrency 32
+        fake = start(
+            [sys.executable, "-m", "aire.testing.fake_openai", "--port", "0", "--latency-ms", "50"],
+            stdout=subprocess.PIPE,
+        )
+        procs.append(fake)
+        assert fake.stdout is not None
+        fake_url = fake.stdout.readline().decode().strip()
+        suite = make_suite(work / "suite-fake", n_fake)
+        results["a_fake"] = compare("(a) fake 50 ms, c=32", suite, fake_url, "fake", 32, rounds)
+
+        # Fixed overhead of one flow run = flow wall for one sample - one raw request.
+        one = [aire_flow(suite, fake_url, "fake", 1, limit=1)[1] for _ in range(3)]
+        raw_one = asyncio.run(raw_client(fake_url, "fake", prompts_of(suite)[:1], 1))
+        results["overhead_server_s"] = statistics.median(one[1:]) - raw_one
+        print(
+            f"fixed overhead of one flow run, running Prefect server: {results['overhead_server_s']:.2f} s "
+            f"(first run in this process {one[0]:.2f} s, then {[round(x, 2) for x in one[1:]]})",
+            flush=True,
+        )
+
+        cli = ["run", "offline", "--suite", str(suite), "--base-url", fake_url, "--model", "fake", "--fresh"]
+        results["cli_server_s"] = aire_command([*cli, "--concurrency", "32"], server_env)
+        results["cli_one_server_s"] = aire_command([*cli, "--limit", "1"], server_env)
+        aire_command([*cli, "--limit", "1"], env)  # creates the temporary server's database once
+        results["cli_ephemeral_s"] = aire_command([*cli, "--concurrency", "32"], env)
+        results["cli_one_ephemeral_s"] = aire_command([*cli, "--limit", "1"], env)
+        print(
+            f"whole `aire run offline` ({n_fake} samples, c=32): {results['cli_server_s']:.2f} s with a running "
+            f"Prefect server, {results['cli_ephemeral_s']:.2f} s with the temporary one\n"
+            f"whole command for 1 sample (fixed cost incl. Python start-up and imports): "
+            f"{results['cli_one_server_s']:.2f} s server, {results['cli_one_ephemeral_s']:.2f} s temporary",
+            flush=True,
+        )
+
+        # (b) real vLLM on arith
+        if not args.skip_vllm:
+            results["b_vllm"] = bench_vllm(work, env, rounds)
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+        shutil.rmtree(work, ignore_errors=True)
+    print("\nRESULTS " + json.dumps(results, default=str))
+    return 0
+
+
+def bench_vllm(work: Path, env: dict[str, str], rounds: int) -> dict[str, float] | str:
+    from aire import serving
+    from aire.config import EndpointConfig, LocalServe
+    from aire.settings import Settings
+
+    settings = Settings(home=work / "home", models=Path(env["AIRE_MODELS"]), vllm_venv=Path(env["AIRE_VLLM_VENV"]))
+    model_dir = settings.models_dir / "champion"
+    if not (model_dir / "aire-model.json").exists() or not (settings.vllm_venv_dir / "bin" / "python").exists():
+        print("(b) skipped: no built champion model or vLLM venv (run `make serve` or `aire models build`)")
+        return "skipped"
+    port = free_port()
+    endpoint = EndpointConfig(
+        name="bench-champion",
+        base_url=f"http://127.0.0.1:{port}/v1",
+        model="champion",
+        serve=LocalServe(model_path=model_dir, port=port, cpu_cores="0"),
+    )
+    t0 = time.perf_counter()
+    serving.start_servers(settings, [endpoint])
+    print(f"vLLM champion healthy in {time.perf_counter() - t0:.1f} s", flush=True)
+    try:
+        suite = make_suite(work / "suite-vllm", 1000)
+        return compare("(b) vLLM champion, arith x5, c=16", suite, endpoint.base_url, "champion", 16, rounds)
+    finally:
+        serving.stop_servers(settings, ["bench-champion"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
