@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 # Installs, builds the local models, starts vLLM, benchmarks champion and challenger-worse, stops everything.
 demo: install
-	bash infra/demo.sh
+	$(BIN)/python infra/demo.py
 
 # Unit tests (fake OpenAI server) and integration tests (real vLLM, MLflow, Prefect).
 test: install

@@ -56,8 +56,9 @@ def prefect_api_url(info: ProcessInfo) -> str:
     return f"{info.url}/api"
 
 
-def stop_uis(settings: Settings) -> list[str]:
-    return [name for name in (MLFLOW, PREFECT) if processes.stop(settings.run_dir, name)]
+def stop_uis(settings: Settings, only: str | None = None) -> list[str]:
+    names = (only,) if only else (MLFLOW, PREFECT)
+    return [name for name in names if processes.stop(settings.run_dir, name)]
 
 
 def ui_status(settings: Settings) -> list[ProcessInfo]:

@@ -139,3 +139,37 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             EventsWorker.drain_all(timeout=10)
         mp.undo()
         stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def vllm_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, object]]]:
+    """Real vLLM servers for champion and challenger-worse on free ports, for the whole session.
+
+    Yields aire.yaml entries (name -> endpoint body) that tests write into their own config.
+    """
+    from aire import serving
+    from aire.config import EndpointConfig, LocalServe
+
+    home = tmp_path_factory.mktemp("vllm-home")
+    settings = Settings(home=home, models=MODELS_DIR, vllm_venv=VLLM_VENV)
+    missing = [n for n in ("champion", "challenger-worse") if not (MODELS_DIR / n / "aire-model.json").exists()]
+    if missing or not (VLLM_VENV / "bin" / "python").exists():
+        pytest.fail(f"models {missing} or the vLLM venv are not built: run `make test` (it runs `aire models build`)")
+    bodies: dict[str, dict[str, object]] = {}
+    endpoints = []
+    for core, name in enumerate(("champion", "challenger-worse")):
+        port = free_port()
+        bodies[name] = {"base_url": f"http://127.0.0.1:{port}/v1", "model": name}
+        endpoints.append(
+            EndpointConfig(
+                name=name,
+                base_url=f"http://127.0.0.1:{port}/v1",
+                model=name,
+                serve=LocalServe(model_path=MODELS_DIR / name, port=port, cpu_cores=str(core)),
+            )
+        )
+    try:
+        serving.start_servers(settings, endpoints)
+        yield bodies
+    finally:
+        serving.stop_servers(settings)

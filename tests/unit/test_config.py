@@ -59,3 +59,8 @@ def test_api_key_read_from_env_and_never_in_identity(tmp_path: Path, monkeypatch
     ep = load_config(path, tmp_path).endpoint("a")
     assert ep.api_key() == "sk-secret-123"
     assert "sk-secret-123" not in str(ep.identity())
+
+
+def test_compose_endpoints_file_is_valid(tmp_path: Path) -> None:
+    config = load_config(REPO / "infra" / "compose-aire.yaml", tmp_path)
+    assert config.endpoint("champion").base_url == "http://vllm-champion:8000/v1"

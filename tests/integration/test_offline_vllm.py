@@ -1,0 +1,70 @@
+"""The offline benchmark against real vLLM servers of the tiny local models (CPU build here).
+
+Real everything: vLLM, the Prefect server, MLflow on SQLite, the store. The champion must pass the
+arith floor and the degraded challenger must fail it, with latency SLIs measured on the stream.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from aire.cli import main
+from tests.conftest import MODELS_DIR, write_config
+
+pytestmark = pytest.mark.integration
+
+
+def mlflow_run(home: Path, name: str):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("aire")
+    (run,) = client.search_runs([exp.experiment_id], filter_string=f"attributes.run_name = '{name}'")
+    return run
+
+
+@pytest.fixture
+def config(aire_env: Path, tmp_path: Path, vllm_endpoints: dict[str, dict[str, object]]) -> Path:
+    bodies = {name: {**body, "version": "test"} for name, body in vllm_endpoints.items()}
+    # The digest is given explicitly: these endpoints have no serve section (the fixture serves them).
+    for name in bodies:
+        bodies[name]["weights_digest"] = json.loads((MODELS_DIR / name / "aire-model.json").read_text())[
+            "weights_sha256"
+        ]
+    return write_config(tmp_path / "aire.yaml", bodies)
+
+
+def test_champion_passes_and_challenger_worse_fails(
+    config: Path, aire_env: Path, prefect_api: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "offline", "--suite", "arith", "--endpoint", "champion"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS  exact_match/mean >= 0.9" in out
+
+    assert main(["run", "offline", "--suite", "arith", "--endpoint", "challenger-worse"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  exact_match/mean >= 0.9" in out
+
+    champion = mlflow_run(aire_env, "arith@champion")
+    worse = mlflow_run(aire_env, "arith@challenger-worse")
+    assert champion.data.metrics["exact_match/mean"] >= 0.95
+    assert 0.65 <= worse.data.metrics["exact_match/mean"] <= 0.88
+    digest = json.loads((MODELS_DIR / "champion" / "aire-model.json").read_text())["weights_sha256"]
+    assert champion.data.params["weights_digest"] == digest
+    assert champion.data.params["served_model"] == "champion"
+    # Streaming latency SLIs from a real server: first token and per-token times are positive.
+    assert 0 < champion.data.metrics["latency/ttft_ms/p50"] < 5000
+    assert 0 < champion.data.metrics["latency/tpot_ms/p50"] < 1000
+    assert champion.data.metrics["latency/output_tokens/p50"] >= 1
+
+
+def test_chat_suite_on_vllm(config: Path, aire_env: Path, prefect_api: str) -> None:
+    # The chat route: vLLM applies the model's chat template, which renders the user message as is.
+    assert main(["run", "offline", "--suite", "arith-chat", "--endpoint", "champion", "--limit", "40"]) == 0
+    run = mlflow_run(aire_env, "arith-chat@champion")
+    assert run.data.metrics["is_integer/mean"] >= 0.9
+    assert run.data.metrics["exact_match/mean"] >= 0.9
+    assert run.data.params["n_samples"] == "40"
