@@ -85,7 +85,7 @@ def models_build(
 
     settings = get_settings()
     serving.ensure_vllm_env(settings, progress=typer.echo)
-    for name, digest in serving.build_models(settings, only).items():
+    for name, digest in serving.build_models(settings, only, progress=typer.echo).items():
         typer.echo(f"{name}: sha256 {digest}")
 
 
@@ -117,8 +117,9 @@ def serve(
         for name in only:
             config.endpoint(name)  # unknown names are an error with "did you mean"
     serving.ensure_vllm_env(settings, progress=typer.echo)
-    serving.build_models(settings, [ep.name for ep in wanted])
-    for info in serving.start_servers(settings, wanted):
+    # Endpoints serving the tiny local models get them built first; other weights are the user's.
+    serving.build_models(settings, [ep.name for ep in wanted if ep.name in serving.MODEL_NAMES], progress=typer.echo)
+    for info in serving.start_servers(settings, wanted, progress=typer.echo):
         typer.echo(str(info))
     typer.echo("Stop them with: aire serve --stop")
 

