@@ -176,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     # Flow and task logs still reach the Prefect API (and UI); the terminal shows aire's own output,
     # and an error as one line instead of Prefect's traceback.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-    for noisy in ("mlflow", "alembic"):  # migrations chatter at INFO on a new tracking database
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # MLflow configures its own logger at import and chatters about migrations on a new database.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="aire", standalone_mode=False)

@@ -83,7 +83,8 @@ def main() -> int:
         "                     #   samples.json per-sample table and report.md under Artifacts)\n"
         "                     # Prefect UI at http://127.0.0.1:4200 (the offline-benchmark flow runs and tasks)\n"
         "  aire ui --stop     # when done\n"
-        f"Demo took {time.monotonic() - t0:.0f} s."
+        f"Demo took {time.monotonic() - t0:.0f} s.",
+        soft_wrap=True,
     )
     expected = codes.get("champion") == 0 and codes.get("challenger-worse") == 1
     return 0 if expected else 1
