@@ -13,6 +13,7 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NONE
+from prefect.utilities.annotations import quote
 
 from aire.endpoints import EndpointClient
 from aire.offline import OfflinePlan, OfflineResult, finalise, fingerprinter, prepare, run_samples
@@ -72,7 +73,10 @@ async def offline_benchmark(
             max_attempts=settings.max_attempts,
         ) as client:
             with plan.store.writer(plan.run_id, fingerprinter(plan)) as writer:
-                await asyncio.gather(*(evaluate_shard(plan, client, writer, i) for i in range(len(plan.shards()))))
+                # quote(): Prefect would otherwise walk every sample of the plan looking for futures,
+                # once per task call, which cost more CPU than the requests themselves.
+                shards = range(len(plan.shards()))
+                await asyncio.gather(*(evaluate_shard(quote(plan), quote(client), quote(writer), i) for i in shards))
     finally:
         progress.stop()
-    return record_run(plan, n_pending, time.perf_counter() - started)
+    return record_run(quote(plan), n_pending, time.perf_counter() - started)
