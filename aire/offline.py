@@ -87,9 +87,7 @@ def bind_evaluator(ref: EvaluatorRef, where: Path, field_prefix: str) -> Any:
     return evaluators.bind(ref.name, ref.options, where=str(where), field_prefix=field_prefix)
 
 
-def resolve_endpoint(
-    settings: Settings, name: str | None, base_url: str | None, model: str | None
-) -> EndpointConfig:
+def resolve_endpoint(settings: Settings, name: str | None, base_url: str | None, model: str | None) -> EndpointConfig:
     """A configured endpoint by name, or an ad hoc one from ``--base-url`` and ``--model``."""
     if base_url or model:
         if not (base_url and model):

@@ -32,9 +32,7 @@ def metric_rows(summary: Summary, *, slices: bool = True) -> list[tuple[str, str
     return rows
 
 
-def markdown(
-    title: str, params: dict[str, object], summary: Summary, floors: list[dict[str, object]]
-) -> str:
+def markdown(title: str, params: dict[str, object], summary: Summary, floors: list[dict[str, object]]) -> str:
     lines = [f"# {title}", ""]
     lines += ["| parameter | value |", "|---|---|"]
     lines += [f"| {k} | `{v}` |" for k, v in params.items() if not isinstance(v, dict | list)]

