@@ -20,10 +20,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aire.errors import ConfigError, did_you_mean
+from aire.yamlfile import read_mapping
 
 
 class LocalServe(BaseModel):
@@ -105,18 +105,7 @@ def load_config(path: Path, models_dir: Path) -> AireConfig:
     """
     if not path.exists():
         return AireConfig()
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"malformed YAML: {getattr(exc, 'problem', exc)}", path=path, line=line) from None
-    if not isinstance(raw, dict):
-        raise ConfigError("expected a mapping at the top level", path=path)
-    unknown = set(raw) - set(AireConfig.model_fields)
-    if unknown:
-        key = sorted(unknown)[0]
-        raise ConfigError(f"unknown key{did_you_mean(key, AireConfig.model_fields)}", path=path, field=key)
+    raw = read_mapping(path, AireConfig.model_fields, ConfigError)
     endpoints = raw.get("endpoints") or {}
     if not isinstance(endpoints, dict):
         raise ConfigError("expected a mapping of name -> endpoint", path=path, field="endpoints")

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aire.errors import SuiteError, did_you_mean
 from aire.model import ChatMessage, GenerationParams, Sample
+from aire.yamlfile import read_mapping
 
 SUITE_FILE = "suite.yaml"
 SAMPLES_FILE = "samples.jsonl"
@@ -169,17 +169,7 @@ def suite_version(folder: Path) -> str:
 
 
 def _load_spec(path: Path) -> SuiteSpec:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise SuiteError(f"malformed YAML: {getattr(exc, 'problem', exc)}", path=path, line=line) from None
-    if not isinstance(raw, dict):
-        raise SuiteError("expected a mapping at the top level", path=path)
-    unknown = sorted(set(raw) - set(SuiteSpec.model_fields))
-    if unknown:
-        raise SuiteError(f"unknown key{did_you_mean(unknown[0], SuiteSpec.model_fields)}", path=path, field=unknown[0])
+    raw = read_mapping(path, SuiteSpec.model_fields, SuiteError)
     try:
         return SuiteSpec.model_validate(raw)
     except ValidationError as exc:
