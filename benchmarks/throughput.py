@@ -260,6 +260,13 @@ def main() -> int:
         if not args.skip_vllm:
             results["b_vllm"] = bench_vllm(work, env, rounds)
     finally:
+        if "prefect" in sys.modules:
+            # Flush queued flow-run logs and events while the Prefect server still answers.
+            from prefect.events.worker import EventsWorker
+            from prefect.logging.handlers import APILogWorker
+
+            APILogWorker.drain_all(timeout=10)
+            EventsWorker.drain_all(timeout=10)
         for proc in reversed(procs):
             stop(proc)
         shutil.rmtree(work, ignore_errors=True)
