@@ -1,7 +1,10 @@
-"""Estimates with confidence intervals, built on scipy's distributions.
+"""Estimates with confidence intervals, built on scipy's distribution functions.
 
 Each function takes the finite values only (the caller drops NaN = "not scored") and returns
 ``(value, ci_low, ci_high)``; a CI is None where the data cannot support one (n < 2).
+
+``scipy.special`` (not ``scipy.stats``) on purpose: it gives the same quantiles and CDFs and imports
+in a third of the time, which every ``aire run`` pays.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 Interval = tuple[float, float | None, float | None]
 
@@ -26,15 +29,18 @@ def mean_ci(values: np.ndarray, confidence: float = 0.95) -> Interval:
         return math.nan, None, None
     mean = float(values.mean())
     if _is_binary(values):
-        ci = stats.binomtest(int(values.sum()), n).proportion_ci(confidence, method="wilson")
-        return mean, float(ci.low), float(ci.high)
+        z = float(special.ndtri(1 - (1 - confidence) / 2))
+        denom = 1 + z * z / n
+        centre = (mean + z * z / (2 * n)) / denom
+        half = z * math.sqrt(mean * (1 - mean) / n + z * z / (4 * n * n)) / denom
+        return mean, max(0.0, centre - half), min(1.0, centre + half)
     if n < 2:
         return mean, None, None
-    sem = float(stats.sem(values))
+    sem = float(values.std(ddof=1)) / math.sqrt(n)
     if sem == 0.0:
         return mean, mean, mean
-    low, high = stats.t.interval(confidence, df=n - 1, loc=mean, scale=sem)
-    return mean, float(low), float(high)
+    half = float(special.stdtrit(n - 1, 1 - (1 - confidence) / 2)) * sem
+    return mean, mean - half, mean + half
 
 
 def quantile_ci(values: np.ndarray, q: float, confidence: float = 0.95) -> Interval:
@@ -49,8 +55,10 @@ def quantile_ci(values: np.ndarray, q: float, confidence: float = 0.95) -> Inter
     ordered = np.sort(values)
     value = float(np.quantile(ordered, q))
     alpha = 1.0 - confidence
-    lo_rank = int(stats.binom.ppf(alpha / 2, n, q))  # 0-based index of the lower bound
-    hi_rank = int(stats.binom.ppf(1 - alpha / 2, n, q))
+    # Binomial(n, q) quantiles: the smallest k whose CDF reaches the level.
+    cdf = special.bdtr(np.arange(n + 1), n, q)
+    lo_rank = int(np.searchsorted(cdf, alpha / 2))  # 0-based index of the lower bound
+    hi_rank = int(np.searchsorted(cdf, 1 - alpha / 2))
     if n < 2 or lo_rank < 0 or hi_rank >= n:
         # Too few samples for this tail: report the point estimate without pretending to a CI.
         return value, None, None
