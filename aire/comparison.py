@@ -1,0 +1,222 @@
+"""Champion vs challenger statistics: paired differences with confidence intervals.
+
+The building blocks of the promotion gate (issue 3). Everything here is a pure function of arrays;
+distributions and tests come from scipy and statsmodels, not from hand-written formulas.
+
+Conventions: ``delta = challenger - champion``, so a positive delta means the challenger scores higher.
+A CI is two-sided at ``1 - alpha``; a non-inferiority decision at level alpha/2 per side reads it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel
+
+Method = Literal["paired_t", "paired_bootstrap", "cluster_robust", "mcnemar", "welch", "mann_whitney"]
+
+
+class Difference(BaseModel):
+    """An estimate of challenger - champion with its confidence interval."""
+
+    method: Method
+    delta: float
+    ci_low: float
+    ci_high: float
+    n: int  # pairs (or, unpaired, the smaller arm)
+    p_value: float | None = None  # of H0: delta == 0
+    paired: bool = True
+    note: str = ""
+
+
+def _paired_arrays(champion: np.ndarray, challenger: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(champion, dtype=float), np.asarray(challenger, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired arrays must be 1-d and of equal length, got {a.shape} and {b.shape}")
+    keep = ~(np.isnan(a) | np.isnan(b))  # a pair with either side unscored carries no paired evidence
+    return a[keep], b[keep]
+
+
+def paired_t(champion: np.ndarray, challenger: np.ndarray, alpha: float = 0.05) -> Difference:
+    """Mean paired difference with a Student-t interval (scipy)."""
+    from scipy import stats
+
+    a, b = _paired_arrays(champion, challenger)
+    d = b - a
+    n = len(d)
+    if n < 2:
+        raise ValueError("a paired t interval needs at least 2 pairs")
+    mean = float(d.mean())
+    sem = float(stats.sem(d))
+    if sem == 0.0:  # every pair differs by the same amount: no sampling spread to report
+        return Difference(method="paired_t", delta=mean, ci_low=mean, ci_high=mean, n=n, p_value=None)
+    low, high = stats.t.interval(1 - alpha, df=n - 1, loc=mean, scale=sem)
+    p = float(stats.ttest_rel(b, a).pvalue)
+    return Difference(method="paired_t", delta=mean, ci_low=float(low), ci_high=float(high), n=n, p_value=p)
+
+
+def paired_bootstrap(
+    champion: np.ndarray,
+    challenger: np.ndarray,
+    alpha: float = 0.05,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> Difference:
+    """Mean paired difference with a seeded BCa bootstrap interval (scipy.stats.bootstrap)."""
+    from scipy import stats
+
+    a, b = _paired_arrays(champion, challenger)
+    d = b - a
+    n = len(d)
+    if n < 2:
+        raise ValueError("a bootstrap interval needs at least 2 pairs")
+    mean = float(d.mean())
+    if np.all(d == d[0]):
+        return Difference(method="paired_bootstrap", delta=mean, ci_low=mean, ci_high=mean, n=n)
+    res = stats.bootstrap(
+        (d,),
+        np.mean,
+        n_resamples=n_resamples,
+        confidence_level=1 - alpha,
+        method="BCa",
+        rng=np.random.default_rng(seed),
+        vectorized=True,
+    )
+    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if not (math.isfinite(low) and math.isfinite(high)):  # BCa degenerates on very lumpy data
+        res = stats.bootstrap(
+            (d,),
+            np.mean,
+            n_resamples=n_resamples,
+            confidence_level=1 - alpha,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+            vectorized=True,
+        )
+        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return Difference(method="paired_bootstrap", delta=mean, ci_low=low, ci_high=high, n=n)
+
+
+def cluster_robust(
+    champion: np.ndarray, challenger: np.ndarray, groups: np.ndarray, alpha: float = 0.05
+) -> Difference:
+    """Mean paired difference with a cluster-robust standard error (statsmodels OLS, clustered).
+
+    For samples that share a group (several questions about one document, one conversation):
+    treating them as independent would make the interval too narrow.
+    """
+    import statsmodels.api as sm
+
+    a, b = np.asarray(champion, dtype=float), np.asarray(challenger, dtype=float)
+    g = np.asarray(groups)
+    keep = ~(np.isnan(a) | np.isnan(b))
+    d, g = (b - a)[keep], g[keep]
+    n_groups = len(np.unique(g))
+    if n_groups < 2:
+        raise ValueError("cluster-robust errors need at least 2 groups")
+    fit = sm.OLS(d, np.ones((len(d), 1))).fit(cov_type="cluster", cov_kwds={"groups": g})
+    low, high = fit.conf_int(alpha=alpha)[0]
+    return Difference(
+        method="cluster_robust",
+        delta=float(fit.params[0]),
+        ci_low=float(low),
+        ci_high=float(high),
+        n=len(d),
+        p_value=float(fit.pvalues[0]),
+        note=f"{n_groups} groups",
+    )
+
+
+def mcnemar(champion: np.ndarray, challenger: np.ndarray, alpha: float = 0.05) -> Difference:
+    """Difference of two paired proportions: McNemar's test (statsmodels; exact binomial when fewer
+    than 25 pairs disagree) for the p-value, and the Wald interval for paired proportions."""
+    from scipy import stats
+    from statsmodels.stats.contingency_tables import mcnemar as mcnemar_test
+
+    a, b = _paired_arrays(champion, challenger)
+    if not (np.isin(a, (0.0, 1.0)).all() and np.isin(b, (0.0, 1.0)).all()):
+        raise ValueError("McNemar needs 0/1 scores")
+    n = len(a)
+    if n == 0:
+        raise ValueError("no pairs")
+    only_champion = int(((a == 1) & (b == 0)).sum())
+    only_challenger = int(((a == 0) & (b == 1)).sum())
+    both = int(((a == 1) & (b == 1)).sum())
+    neither = n - only_champion - only_challenger - both
+    discordant = only_champion + only_challenger
+    exact = discordant < 25
+    test = mcnemar_test([[both, only_champion], [only_challenger, neither]], exact=exact, correction=not exact)
+    delta = (only_challenger - only_champion) / n
+    # Var of the paired difference of proportions: ((b + c) - (b - c)^2 / n) / n^2, b and c the two
+    # kinds of discordant pair; only pairs that disagree carry information about the difference.
+    var = (discordant - (only_challenger - only_champion) ** 2 / n) / n**2
+    half = float(stats.norm.ppf(1 - alpha / 2)) * math.sqrt(max(var, 0.0))
+    return Difference(
+        method="mcnemar",
+        delta=delta,
+        ci_low=max(-1.0, delta - half),
+        ci_high=min(1.0, delta + half),
+        n=n,
+        p_value=float(test.pvalue),
+        note=f"{discordant} discordant pairs ({'exact' if exact else 'chi-square'} test)",
+    )
+
+
+def unpaired(champion: np.ndarray, challenger: np.ndarray, alpha: float = 0.05) -> Difference:
+    """Welch's interval for the difference of means, for when pairing is impossible.
+
+    Flagged ``paired=False``: it ignores the correlation a shared input creates and is wider.
+    The Mann-Whitney p-value is reported in the note as a distribution-free check.
+    """
+    from scipy import stats
+
+    a = np.asarray(champion, dtype=float)
+    b = np.asarray(challenger, dtype=float)
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if min(len(a), len(b)) < 2:
+        raise ValueError("an unpaired comparison needs at least 2 values per arm")
+    res = stats.ttest_ind(b, a, equal_var=False)
+    ci = res.confidence_interval(confidence_level=1 - alpha)
+    mw = stats.mannwhitneyu(b, a, alternative="two-sided")
+    return Difference(
+        method="welch",
+        delta=float(b.mean() - a.mean()),
+        ci_low=float(ci.low),
+        ci_high=float(ci.high),
+        n=min(len(a), len(b)),
+        p_value=float(res.pvalue),
+        paired=False,
+        note=f"unpaired fallback; Mann-Whitney p={float(mw.pvalue):.3g}",
+    )
+
+
+def percentile_difference(
+    champion: np.ndarray,
+    challenger: np.ndarray,
+    q: float,
+    alpha: float = 0.05,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> Difference:
+    """Difference of a latency percentile (challenger - champion) with a seeded paired bootstrap.
+
+    Pairs are resampled together, so load that hit both arms at once stays matched.
+    """
+    a, b = _paired_arrays(champion, challenger)
+    n = len(a)
+    if n < 2:
+        raise ValueError("a percentile comparison needs at least 2 pairs")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_resamples, n))
+    diffs = np.quantile(b[idx], q, axis=1) - np.quantile(a[idx], q, axis=1)
+    low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
+    return Difference(
+        method="paired_bootstrap",
+        delta=float(np.quantile(b, q) - np.quantile(a, q)),
+        ci_low=float(low),
+        ci_high=float(high),
+        n=n,
+        note=f"p{round(q * 100)}",
+    )

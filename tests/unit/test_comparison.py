@@ -1,0 +1,116 @@
+"""Comparison statistics validated by simulation: error rates and coverage, not single examples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aire.comparison import (
+    cluster_robust,
+    mcnemar,
+    paired_bootstrap,
+    paired_t,
+    percentile_difference,
+    unpaired,
+)
+
+ALPHA = 0.05
+
+
+def correlated_pair(rng: np.random.Generator, n: int, p_a: float, p_b: float, keep: float = 0.8):
+    """0/1 scores of two models on the same n inputs: the same input is easy or hard for both."""
+    u = rng.random(n)
+    v = np.where(rng.random(n) < keep, u, rng.random(n))
+    return (u < p_a).astype(float), (v < p_b).astype(float)
+
+
+def mc_tolerance(rate: float, sims: int) -> float:
+    return 3 * np.sqrt(rate * (1 - rate) / sims)  # three Monte Carlo standard errors
+
+
+def test_aa_paired_t_wrongly_worse_at_most_alpha_half() -> None:
+    rng = np.random.default_rng(11)
+    sims, worse = 1000, 0
+    for _ in range(sims):
+        a, b = correlated_pair(rng, 400, 0.9, 0.9)
+        worse += paired_t(a, b, ALPHA).ci_high < 0  # the CI says "challenger is worse": a false alarm
+    assert worse / sims <= ALPHA / 2 + mc_tolerance(ALPHA / 2, sims)
+
+
+def test_true_drop_is_covered_and_detected() -> None:
+    rng = np.random.default_rng(12)
+    sims, covered, detected = 1000, 0, 0
+    for _ in range(sims):
+        a, b = correlated_pair(rng, 600, 0.90, 0.85)
+        true = 0.85 - 0.90
+        d = paired_t(a, b, ALPHA)
+        covered += d.ci_low <= true <= d.ci_high
+        detected += d.ci_high < 0
+    assert covered / sims >= 1 - ALPHA - mc_tolerance(ALPHA, sims)
+    assert detected / sims >= 0.8  # a 5-point drop at n=600 with correlated pairs is found
+
+
+def test_bootstrap_agrees_with_t_and_is_seeded() -> None:
+    rng = np.random.default_rng(13)
+    a, b = correlated_pair(rng, 500, 0.9, 0.85)
+    boot = paired_bootstrap(a, b, ALPHA, n_resamples=10_000, seed=1)
+    t = paired_t(a, b, ALPHA)
+    assert boot.delta == pytest.approx(t.delta)
+    assert boot.ci_low == pytest.approx(t.ci_low, abs=0.01) and boot.ci_high == pytest.approx(t.ci_high, abs=0.01)
+    assert paired_bootstrap(a, b, ALPHA, seed=1) == paired_bootstrap(a, b, ALPHA, seed=1)
+
+
+def test_mcnemar_aa_false_rejections_at_most_alpha() -> None:
+    rng = np.random.default_rng(14)
+    sims, rejected = 1000, 0
+    for _ in range(sims):
+        a, b = correlated_pair(rng, 300, 0.9, 0.9)
+        rejected += mcnemar(a, b, ALPHA).p_value < ALPHA
+    assert rejected / sims <= ALPHA + mc_tolerance(ALPHA, sims)
+
+
+def test_mcnemar_exact_when_few_discordant() -> None:
+    a = np.array([1.0] * 50)
+    b = a.copy()
+    b[:3] = 0.0
+    d = mcnemar(a, b)
+    assert "exact" in d.note and d.delta == pytest.approx(-3 / 50)
+    assert d.p_value == pytest.approx(0.25)  # two-sided exact binomial: 2 * 0.5**3
+
+
+def test_cluster_robust_covers_where_naive_t_does_not() -> None:
+    rng = np.random.default_rng(15)
+    sims, naive_cover, robust_cover = 400, 0, 0
+    groups = np.repeat(np.arange(40), 10)  # 40 documents, 10 questions each
+    for _ in range(sims):
+        effect = rng.normal(0, 0.3, 40)[groups]  # the challenger is better on some documents, worse on others
+        a = rng.normal(0, 0.2, 400)
+        b = a + effect + rng.normal(0, 0.05, 400)
+        naive_cover += (lambda d: d.ci_low <= 0 <= d.ci_high)(paired_t(a, b))
+        robust_cover += (lambda d: d.ci_low <= 0 <= d.ci_high)(cluster_robust(a, b, groups))
+    assert robust_cover / sims >= 0.90
+    assert naive_cover / sims < 0.6  # ignoring the groups badly overstates the evidence
+
+
+def test_unpaired_fallback_is_flagged() -> None:
+    rng = np.random.default_rng(16)
+    d = unpaired(rng.normal(0, 1, 100), rng.normal(0.5, 1, 80))
+    assert not d.paired and d.method == "welch" and "Mann-Whitney" in d.note
+    assert d.ci_low < 0.5 < d.ci_high
+
+
+def test_percentile_difference_of_a_known_shift() -> None:
+    rng = np.random.default_rng(17)
+    a = rng.exponential(100, 500)
+    d = percentile_difference(a, a + 10.0, 0.95, n_resamples=2000)
+    assert d.delta == pytest.approx(10.0) and d.ci_low == pytest.approx(10.0) and d.ci_high == pytest.approx(10.0)
+    worse = percentile_difference(a, a * 1.5, 0.95, n_resamples=2000)
+    assert worse.ci_low > 0
+
+
+def test_nan_pairs_are_dropped_and_bad_shapes_refused() -> None:
+    a = np.array([1.0, 0.0, np.nan, 1.0])
+    b = np.array([1.0, 1.0, 1.0, np.nan])
+    assert paired_t(a, b).n == 2
+    with pytest.raises(ValueError):
+        paired_t(np.ones(3), np.ones(4))
