@@ -99,9 +99,7 @@ def paired_bootstrap(
     return Difference(method="paired_bootstrap", delta=mean, ci_low=low, ci_high=high, n=n)
 
 
-def cluster_robust(
-    champion: np.ndarray, challenger: np.ndarray, groups: np.ndarray, alpha: float = 0.05
-) -> Difference:
+def cluster_robust(champion: np.ndarray, challenger: np.ndarray, groups: np.ndarray, alpha: float = 0.05) -> Difference:
     """Mean paired difference with a cluster-robust standard error (statsmodels OLS, clustered).
 
     For samples that share a group (several questions about one document, one conversation):
