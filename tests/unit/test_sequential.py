@@ -1,0 +1,72 @@
+"""Sequential mode, validated by simulation: peeking at every batch keeps the false-FAIL rate at
+most alpha, and a clear regression is settled with far fewer samples than the fixed-n plan."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from aire.gate import Verdict
+from aire.sequential import fixed_n_plan, sequential_non_inferiority
+
+ALPHA = 0.05
+SIMS = 1000
+
+
+def pair(rng: np.random.Generator, n: int, p_a: float, p_b: float) -> tuple[np.ndarray, np.ndarray]:
+    u = rng.random(n)
+    v = np.where(rng.random(n) < 0.8, u, rng.random(n))
+    return (u < p_a).astype(float), (v < p_b).astype(float)
+
+
+def test_aa_with_peeking_at_every_batch_fails_at_most_alpha() -> None:
+    rng = np.random.default_rng(31)
+    seq_fails = naive_fails = 0
+    for _ in range(SIMS):
+        a, b = pair(rng, 1000, 0.9, 0.9)
+        seq_fails += sequential_non_inferiority(a, b, margin=0.0, batch=50, n_min=100).verdict is Verdict.FAIL
+        # The naive alternative: a fixed-n t interval recomputed at each look.
+        d = b - a
+        looks = np.arange(100, 1001, 50)
+        means = np.array([d[:n].mean() for n in looks])
+        sems = np.array([d[:n].std(ddof=1) / math.sqrt(n) for n in looks])
+        naive_fails += bool(np.any(means + stats.t.ppf(1 - ALPHA / 2, looks - 1) * sems < 0))
+    tolerance = 3 * math.sqrt(ALPHA * (1 - ALPHA) / SIMS)
+    assert seq_fails / SIMS <= ALPHA + tolerance
+    assert naive_fails / SIMS > seq_fails / SIMS  # why an always-valid method is needed
+
+
+def test_ten_point_regression_is_failed_early() -> None:
+    rng = np.random.default_rng(32)
+    plan = fixed_n_plan(0.9, 0.03)  # the fixed-n design's planned size at the same alpha
+    verdicts, used = [], []
+    for _ in range(300):
+        a, b = pair(rng, plan, 0.9, 0.8)
+        state = sequential_non_inferiority(a, b, margin=0.03, batch=25, n_min=50)
+        verdicts.append(state.verdict)
+        used.append(state.n)
+    assert np.mean([v is Verdict.FAIL for v in verdicts]) >= 0.8
+    assert np.mean(used) <= 0.5 * plan
+
+
+def test_never_decides_before_n_min_and_stops_at_cap() -> None:
+    a = np.ones(400)
+    b = np.zeros(400)  # as bad as it gets
+    state = sequential_non_inferiority(a, b, margin=0.03, batch=10, n_min=100)
+    assert state.verdict is Verdict.FAIL and state.n == 100
+    rng = np.random.default_rng(33)
+    a, b = pair(rng, 200, 0.9, 0.9)
+    capped = sequential_non_inferiority(a, b, margin=0.0, batch=50, n_min=100, cap=150)
+    assert capped.n == 150 and capped.verdict is Verdict.INCONCLUSIVE
+
+
+def test_fixed_n_plan_matches_the_normal_formula() -> None:
+    sd = math.sqrt(2 * 0.9 * 0.1)
+    z = stats.norm.ppf(1 - ALPHA) + stats.norm.ppf(0.8)
+    assert fixed_n_plan(0.9, 0.03) == math.ceil((z * sd / 0.03) ** 2)
+    assert fixed_n_plan(0.9, 0.03, power=0.9) > fixed_n_plan(0.9, 0.03)
+    with pytest.raises(ValueError):
+        fixed_n_plan(0.9, 0.03, true_delta=-0.03)
