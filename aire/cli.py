@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -149,6 +150,72 @@ def ui(
         typer.echo(f"Prefect UI: {info.url}  (pid {info.pid}); to run flows against it:")
         typer.echo(f"  export PREFECT_API_URL={services.prefect_api_url(info)}")
     typer.echo("Stop with: aire ui --stop")
+
+
+@app.command("promote")
+def promote_cmd(
+    model: Annotated[str, typer.Option(help="Registered model name.")],
+    alias: Annotated[str, typer.Option(help="champion, challenger or production.")],
+    version: Annotated[str, typer.Option(help="Model version to point the alias at.")],
+    decision: Annotated[Path | None, typer.Option(help="decision.json written by the gate.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Move without a PASS decision (audited).")] = False,
+    reason: Annotated[str, typer.Option(help="Why, for --force (recorded in the history).")] = "",
+) -> None:
+    """Move a registry alias; only a PASS decision allows it, unless --force --reason."""
+    import json
+
+    from aire import registry
+    from aire.errors import InputError
+    from aire.store import Store
+
+    verdict = None
+    if decision is not None:
+        try:
+            verdict = json.loads(decision.read_text())["verdict"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"cannot read a verdict: {type(exc).__name__}: {exc}", path=decision) from None
+    settings = get_settings()
+    move = registry.promote(
+        settings,
+        Store(settings.resolved_store_url),
+        model=model,
+        alias=alias,
+        version=version,
+        verdict=verdict,
+        force=force,
+        reason=reason,
+    )
+    if move is None:
+        typer.echo(f"{model}@{alias} already points to v{version}: nothing to do")
+    else:
+        typer.echo(f"{model}@{alias}: v{move.previous_version or '-'} -> v{move.version} (move {move.seq})")
+
+
+@app.command("history")
+def history_cmd(model: Annotated[str, typer.Argument(help="Registered model name.")]) -> None:
+    """The alias history of a registered model, oldest first."""
+    from rich.table import Table
+
+    from aire import registry
+    from aire.console import console
+    from aire.store import Store
+
+    moves = registry.history(Store(get_settings().resolved_store_url), model)
+    table = Table(title=f"alias history of {model}", title_justify="left")
+    for col in ("at (UTC)", "alias", "from", "to", "verdict", "forced", "reason", "by"):
+        table.add_column(col)
+    for m in moves:
+        table.add_row(
+            m.at.strftime("%Y-%m-%d %H:%M:%S"),
+            m.alias,
+            m.previous_version or "-",
+            m.version,
+            m.verdict or "-",
+            "yes" if m.forced else "",
+            m.reason,
+            m.actor,
+        )
+    console.print(table)
 
 
 @app.command("evaluators")

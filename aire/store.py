@@ -100,6 +100,29 @@ class ResultRow(Base):
         return {k: (math.nan if v is None else float(v)) for k, v in self.scores_json.items()}
 
 
+class AliasMove(Base):
+    """Append-only history of registry alias moves (MLflow keeps only the current mapping).
+
+    ``seq`` numbers the moves of one (model, alias); the unique constraint makes two concurrent
+    promotions that read the same state unable to both commit.
+    """
+
+    __tablename__ = "alias_history"
+    __table_args__ = (UniqueConstraint("model", "alias", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    alias: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(32))
+    previous_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    forced: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
 @dataclass
 class SampleResult:
     """One finished sample, as handed to the writer."""
