@@ -152,6 +152,28 @@ def ui(
     typer.echo("Stop with: aire ui --stop")
 
 
+@app.command("plan")
+def plan_cmd(
+    baseline: Annotated[float, typer.Option(min=0.0, max=1.0, help="Champion's accuracy, e.g. 0.9.")],
+    margin: Annotated[float, typer.Option(min=0.0, help="Non-inferiority margin, e.g. 0.03.")],
+    alpha: Annotated[float, typer.Option(min=0.0001, max=0.5)] = 0.05,
+    power: Annotated[float, typer.Option(min=0.5, max=0.9999)] = 0.8,
+    true_delta: Annotated[float, typer.Option(help="Difference to plan for (0: as good).")] = 0.0,
+) -> None:
+    """Fixed-n sample size of a paired non-inferiority comparison (what --sequential is measured against)."""
+    from aire.errors import InputError
+    from aire.sequential import fixed_n_plan
+
+    try:
+        n = fixed_n_plan(baseline, margin, alpha=alpha, power=power, true_delta=true_delta)
+    except ValueError as exc:
+        raise InputError(str(exc), field="true_delta") from None
+    typer.echo(
+        f"{n} pairs: one-sided alpha {alpha:g}, power {power:g}, baseline {baseline:g}, "
+        f"margin {margin:g}, true difference {true_delta:+g}"
+    )
+
+
 @app.command("promote")
 def promote_cmd(
     model: Annotated[str, typer.Option(help="Registered model name.")],

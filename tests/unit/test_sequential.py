@@ -70,3 +70,12 @@ def test_fixed_n_plan_matches_the_normal_formula() -> None:
     assert fixed_n_plan(0.9, 0.03, power=0.9) > fixed_n_plan(0.9, 0.03)
     with pytest.raises(ValueError):
         fixed_n_plan(0.9, 0.03, true_delta=-0.03)
+
+
+def test_plan_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from aire.cli import main
+
+    assert main(["plan", "--baseline", "0.9", "--margin", "0.03"]) == 0
+    assert capsys.readouterr().out.startswith(f"{fixed_n_plan(0.9, 0.03)} pairs")
+    assert main(["plan", "--baseline", "0.9", "--margin", "0.03", "--true-delta", "-0.03"]) == 3
+    assert main(["plan", "--baseline", "1.5", "--margin", "0.03"]) == 3
