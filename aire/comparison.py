@@ -75,27 +75,22 @@ def paired_bootstrap(
     mean = float(d.mean())
     if np.all(d == d[0]):
         return Difference(method="paired_bootstrap", delta=mean, ci_low=mean, ci_high=mean, n=n)
-    res = stats.bootstrap(
-        (d,),
-        np.mean,
-        n_resamples=n_resamples,
-        confidence_level=1 - alpha,
-        method="BCa",
-        rng=np.random.default_rng(seed),
-        vectorized=True,
-    )
-    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    if not (math.isfinite(low) and math.isfinite(high)):  # BCa degenerates on very lumpy data
+
+    def interval(method: str) -> tuple[float, float]:
         res = stats.bootstrap(
             (d,),
             np.mean,
             n_resamples=n_resamples,
             confidence_level=1 - alpha,
-            method="percentile",
+            method=method,
             rng=np.random.default_rng(seed),
             vectorized=True,
         )
-        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+    low, high = interval("BCa")
+    if not (math.isfinite(low) and math.isfinite(high)):  # BCa degenerates on very lumpy data
+        low, high = interval("percentile")
     return Difference(method="paired_bootstrap", delta=mean, ci_low=low, ci_high=high, n=n)
 
 
