@@ -14,12 +14,13 @@ import fcntl
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -336,6 +337,24 @@ def http_get(url: str, timeout_s: float = 2.0) -> tuple[int, bytes]:
 
 def healthy(url: str) -> bool:
     return http_get(url, timeout_s=2.0)[0] == 200
+
+
+def wait_for(url: str, timeout_s: float, alive: Callable[[], bool] = lambda: True) -> None:
+    """Poll ``url`` until it answers 200; give up when ``alive()`` turns false or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while not healthy(url):
+        if not alive():
+            raise RuntimeError(f"the process serving {url} exited")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} not healthy after {timeout_s:.0f} s")
+        time.sleep(0.2)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def check_started(record: ProcessInfo, what: str) -> None:

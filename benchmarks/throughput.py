@@ -24,10 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
+
+from aire.processes import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -35,26 +36,6 @@ HEAVY = ("prefect", "mlflow", "datasets", "ragas", "great_expectations", "torch"
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def wait_http(url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(url)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start(cmd: list[str], env: dict[str, str] | None = None, **kw: object) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, env=env, start_new_session=True, **kw)  # type: ignore[call-overload]
 
@@ -213,7 +194,7 @@ def main() -> int:
             )
         )
         api = f"http://127.0.0.1:{port}/api"
-        wait_http(f"{api}/health", 180)
+        wait_for(f"{api}/health", 180)
         print(f"Prefect server healthy in {time.perf_counter() - t0:.1f} s", flush=True)
         server_env = {**env, "PREFECT_API_URL": api}
         os.environ.update(server_env)  # before prefect is imported in this process

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from aire.processes import free_port, wait_for
 from aire.settings import QUIET_ENV, Settings, get_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,24 +28,8 @@ for _key, _value in QUIET_ENV.items():
     os.environ.setdefault(_key, _value)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"{url} not healthy after {timeout_s}s")
+    wait_for(url, timeout_s, alive=lambda: proc is None or proc.poll() is None)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
