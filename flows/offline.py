@@ -16,6 +16,7 @@ from prefect.cache_policies import NONE
 from prefect.utilities.annotations import quote
 
 from aire.endpoints import EndpointClient
+from aire.model import Sample
 from aire.offline import OfflinePlan, OfflineResult, finalise, fingerprinter, prepare, run_samples
 from aire.progress import reporter
 from aire.settings import get_settings
@@ -24,11 +25,10 @@ from aire.settings import get_settings
 # cache_policy=NONE: a shard's inputs are live objects (client, writer); its idempotence comes from
 # the store (completed samples are skipped on a retry), not from Prefect's result cache.
 @task(name="evaluate-shard", retries=2, retry_delay_seconds=2, cache_policy=NONE)
-async def evaluate_shard(plan: OfflinePlan, client: EndpointClient, writer: Any, index: int) -> int:
+async def evaluate_shard(plan: OfflinePlan, client: EndpointClient, writer: Any, shard: list[Sample]) -> int:
     # On a task retry, samples stored by the failed attempt are not requested again.
     done = plan.store.completed_ids(plan.run_id)
-    samples = [s for s in plan.shards()[index] if s.id not in done]
-    return await run_samples(plan, client, writer, samples)
+    return await run_samples(plan, client, writer, [s for s in shard if s.id not in done])
 
 
 @task(name="record-run", retries=1, retry_delay_seconds=2, cache_policy=NONE)
@@ -75,8 +75,12 @@ async def offline_benchmark(
             with plan.store.writer(plan.run_id, fingerprinter(plan)) as writer:
                 # quote(): Prefect would otherwise walk every sample of the plan looking for futures,
                 # once per task call, which cost more CPU than the requests themselves.
-                shards = range(len(plan.shards()))
-                await asyncio.gather(*(evaluate_shard(quote(plan), quote(client), quote(writer), i) for i in shards))
+                await asyncio.gather(
+                    *(
+                        evaluate_shard(quote(plan), quote(client), quote(writer), quote(shard))
+                        for shard in plan.shards()
+                    )
+                )
     finally:
         progress.stop()
     return record_run(quote(plan), n_pending, time.perf_counter() - started)
