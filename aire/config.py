@@ -63,13 +63,17 @@ class EndpointConfig(BaseModel):
 
     def resolved_digest(self) -> str | None:
         """The configured digest, or the one the local model builder wrote next to the weights."""
-        if self.weights_digest:
-            return self.weights_digest
+        return self.weights_digest or self._manifest().get("weights_sha256")
+
+    def resolved_tokenizer_digest(self) -> str | None:
+        return self._manifest().get("tokenizer_sha256")
+
+    def _manifest(self) -> dict[str, Any]:
         if self.serve is not None and self.serve.model_path is not None:
             manifest = self.serve.model_path / "aire-model.json"
             if manifest.is_file():
-                return json.loads(manifest.read_text()).get("weights_sha256")
-        return None
+                return dict(json.loads(manifest.read_text()))
+        return {}
 
     def identity(self) -> dict[str, Any]:
         """What is safe to record about this endpoint (no key, only the variable's name)."""

@@ -59,18 +59,19 @@ def register(settings: Settings, model: str, endpoint: EndpointConfig, tokenizer
     with contextlib.suppress(MlflowException):  # it exists already
         mc.create_registered_model(model)
     digest = endpoint.resolved_digest() or ""
-    if digest:
-        for mv in mc.search_model_versions(f"name = '{model}'"):
-            if mv.tags.get("weights_digest") == digest:
-                return str(mv.version)
     tags = {
         "served_model": endpoint.model,
         "endpoint": endpoint.name,
         "base_url": endpoint.base_url,
         "weights_digest": digest,
-        "tokenizer_digest": tokenizer_digest or "",
+        "tokenizer_digest": tokenizer_digest or endpoint.resolved_tokenizer_digest() or "",
         "model_version": endpoint.version or "",
     }
+    # Same weights, same version. Without a digest, the same served model at the same URL and version.
+    identity = ("weights_digest",) if digest else ("served_model", "base_url", "model_version")
+    for mv in mc.search_model_versions(f"name = '{model}'"):
+        if all(mv.tags.get(k) == tags[k] for k in identity):
+            return str(mv.version)
     mv = mc.create_model_version(model, source=f"{endpoint.base_url}#{endpoint.model}", tags=tags)
     return str(mv.version)
 

@@ -20,6 +20,28 @@ from pydantic import BaseModel
 from aire.gate import Verdict
 
 
+class Look(BaseModel):
+    """One interim analysis: how many pairs had been seen and what the quality rules said."""
+
+    n: int
+    verdict: Verdict
+
+
+class SequentialInfo(BaseModel):
+    """What a sequential comparison did, for the report: samples used vs the fixed-n plan."""
+
+    batch: int
+    cap: int
+    n_used: int
+    looks: list[Look]
+    fixed_n_plan: int | None = None  # pairs a fixed-n design needs (None: no non-inferiority rule)
+    plan_basis: str = ""  # baseline, margin, alpha and power the plan was computed for
+
+    @property
+    def fraction_of_plan(self) -> float | None:
+        return self.n_used / self.fixed_n_plan if self.fixed_n_plan else None
+
+
 class SequentialState(BaseModel):
     n: int
     delta: float
@@ -81,18 +103,24 @@ def sequential_non_inferiority(
 
 
 def fixed_n_plan(
-    baseline: float, margin: float, *, alpha: float = 0.05, power: float = 0.8, true_delta: float = 0.0
+    baseline: float,
+    margin: float,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    true_delta: float = 0.0,
+    sd: float | None = None,
 ) -> int:
     """Pairs needed by a one-sided paired non-inferiority test (normal approximation, statsmodels).
 
     ``true_delta`` is the difference the plan must detect (0: the challenger is as good). The variance
     of a paired 0/1 difference is taken at its independent-pairs bound 2p(1-p), conservative for
-    correlated pairs.
+    correlated pairs; ``sd`` overrides it with a measured standard deviation of the paired differences.
     """
     from statsmodels.stats.power import NormalIndPower
 
     p = baseline
-    sd = math.sqrt(max(2 * p * (1 - p), 1e-9))
+    sd = sd if sd is not None and sd > 0 else math.sqrt(max(2 * p * (1 - p), 1e-9))
     effect = abs(true_delta + margin) / sd
     if effect == 0:
         raise ValueError("true_delta equals -margin: no sample size can tell them apart")

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     store_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in home.")
     mlflow_tracking_uri: str | None = Field(None, description="Default: SQLite in home.")
     mlflow_experiment: str = "aire"
+    registered_model: str = Field("aire-model", description="MLflow registered model the gate registers versions in.")
+    gate_policy: Path = Field(Path("gates/default.yaml"), description="Default policy of `aire gate`.")
     concurrency: int = Field(16, ge=1, le=1024)
     request_timeout_s: float = Field(60.0, gt=0)
     max_attempts: int = Field(4, ge=1, description="Attempts per request, first one included.")

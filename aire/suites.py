@@ -103,6 +103,9 @@ class SuiteSpec(BaseModel):
     id_field: str = "id"
     reference_field: str | None = None
     slices: list[str] = Field(default_factory=list)
+    # Samples sharing this field's value are not independent (one document, one conversation): the
+    # gate's comparison then uses cluster-robust standard errors.
+    group_field: str | None = None
     evaluators: list[EvaluatorRef] = Field(min_length=1)
     floors: list[str] = Field(default_factory=list)
 
@@ -284,6 +287,12 @@ def load_suite(
     rows = _read_rows(folder / SAMPLES_FILE, version, cache_root)
     if limit is not None:
         rows = rows[:limit]
+    if spec.group_field:
+        for i, row in enumerate(rows):
+            if row.get(spec.group_field) is None:
+                raise SuiteError(
+                    "group_field is missing", path=folder / SAMPLES_FILE, line=i + 1, field=spec.group_field
+                )
     samples = [
         Sample(
             id=str(row[spec.id_field]),

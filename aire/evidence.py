@@ -1,0 +1,202 @@
+"""From paired per-sample results to the evidence the gate reads: one interval per arm and one for
+the difference, per metric, with the statistical method that produced it.
+
+Which method gives the gate's difference interval:
+
+- samples share a group (``group_field`` in the suite): cluster-robust SE (statsmodels);
+- 0/1 scores: McNemar's test with the paired-proportions interval;
+- other scores: seeded paired BCa bootstrap (10,000 resamples);
+- pairing impossible (fewer than 2 pairs, both arms scored): Welch, flagged ``paired=False``;
+- sequential mode: the always-valid confidence sequence, for every quality metric.
+
+The paired t interval (and the bootstrap, where it is not the chosen one) is reported beside it,
+so a reviewer sees the methods agree. Latency percentiles get a paired bootstrap of the difference.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from aire.comparison import (
+    Difference,
+    cluster_robust,
+    mcnemar,
+    paired_bootstrap,
+    paired_t,
+    percentile_differences,
+    unpaired,
+)
+from aire.gate import Counts, Interval, MetricEvidence
+from aire.sequential import confidence_sequence
+from aire.stats import mean_ci, quantile_ci
+
+LATENCY_SLIS = ("ttft_ms", "tpot_ms", "e2e_ms")
+PERCENTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
+
+MetricKind = Literal["quality", "agreement", "latency"]
+
+
+@dataclass
+class PairedData:
+    """Scores and latencies of both arms, aligned by sample id (index i is one input)."""
+
+    ids: list[str]
+    # metric -> (champion, challenger, higher_is_better); NaN where an evaluator could not score
+    quality: dict[str, tuple[np.ndarray, np.ndarray, bool]] = field(default_factory=dict)
+    # metric -> challenger only (agreement with the champion's output: the champion is the reference)
+    agreement: dict[str, np.ndarray] = field(default_factory=dict)
+    # SLI -> (champion, challenger) in ms; NaN where the arm did not report it
+    latency: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    groups: np.ndarray | None = None
+    counts: Counts = field(default_factory=lambda: Counts(n_pairs=0))
+    # Scores of items only one arm answered, for the unpaired fallback.
+    unpaired_quality: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+class MetricComparison(BaseModel):
+    metric: str
+    kind: MetricKind
+    higher_is_better: bool = True
+    evidence: MetricEvidence
+    method: str  # what produced evidence.delta (or the challenger interval, for agreement)
+    supplementary: list[Difference] = Field(default_factory=list)
+    paired: bool = True
+    note: str = ""
+
+
+class Comparison(BaseModel):
+    counts: Counts
+    sequential: bool = False
+    metrics: dict[str, MetricComparison]  # every quality/agreement metric and every latency percentile
+
+    def evidence(self, ruled: set[str]) -> dict[str, MetricEvidence]:
+        """What the gate judges: every quality and agreement metric (a metric nobody ruled on must
+        block a PASS), and the latency percentiles the policy has rules for (the rest are descriptive)."""
+        return {k: m.evidence for k, m in self.metrics.items() if m.kind != "latency" or k in ruled}
+
+
+def _interval(value: float, low: float | None, high: float | None) -> Interval:
+    return Interval(
+        value=value,
+        ci_low=-math.inf if low is None else low,
+        ci_high=math.inf if high is None else high,
+    )
+
+
+def _finite(x: np.ndarray) -> np.ndarray:
+    return x[~np.isnan(x)]
+
+
+def _mean(values: np.ndarray, alpha: float, sequential: bool) -> Interval | None:
+    v = _finite(values)
+    if len(v) == 0:
+        return None
+    if sequential:
+        mean, low, high = confidence_sequence(v, alpha)
+        return _interval(mean, low, high)
+    return _interval(*mean_ci(v, 1 - alpha))
+
+
+def _is_binary(a: np.ndarray, b: np.ndarray) -> bool:
+    both = np.concatenate([_finite(a), _finite(b)])
+    return bool(np.isin(both, (0.0, 1.0)).all())
+
+
+def _quality(
+    name: str,
+    a: np.ndarray,
+    b: np.ndarray,
+    higher_is_better: bool,
+    data: PairedData,
+    alpha: float,
+    sequential: bool,
+    seed: int,
+) -> MetricComparison:
+    keep = ~(np.isnan(a) | np.isnan(b))
+    n = int(keep.sum())
+    supplementary: list[Difference] = []
+    chosen: Difference | None = None
+    paired = True
+    if n >= 2:
+        with np.errstate(all="ignore"):
+            supplementary.append(paired_t(a, b, alpha))
+            boot = paired_bootstrap(a, b, alpha, seed=seed)
+        if sequential:
+            mean, low, high = confidence_sequence(b[keep] - a[keep], alpha)
+            chosen = Difference(method="confidence_sequence", delta=mean, ci_low=low, ci_high=high, n=n)
+            supplementary.append(boot)
+        elif data.groups is not None and len(np.unique(data.groups[keep])) >= 2:
+            chosen = cluster_robust(a, b, data.groups, alpha)
+            supplementary.append(boot)
+        elif _is_binary(a, b):
+            chosen = mcnemar(a, b, alpha)
+            supplementary.append(boot)
+        else:
+            chosen = boot
+    elif name in data.unpaired_quality:
+        ua, ub = data.unpaired_quality[name]
+        if min(len(_finite(ua)), len(_finite(ub))) >= 2:
+            chosen = unpaired(ua, ub, alpha)
+            paired = False
+    champion = _mean(a[keep] if n else data.unpaired_quality.get(name, (a, b))[0], alpha, sequential)
+    challenger = _mean(b[keep] if n else data.unpaired_quality.get(name, (a, b))[1], alpha, sequential)
+    delta = None if chosen is None else Interval(value=chosen.delta, ci_low=chosen.ci_low, ci_high=chosen.ci_high)
+    return MetricComparison(
+        metric=name,
+        kind="quality",
+        higher_is_better=higher_is_better,
+        evidence=MetricEvidence(champion=champion, challenger=challenger, delta=delta),
+        method=chosen.method if chosen else "none",
+        supplementary=supplementary,
+        paired=paired,
+        note=chosen.note if chosen else "fewer than 2 scored pairs",
+    )
+
+
+def _latency(sli: str, a: np.ndarray, b: np.ndarray, alpha: float, seed: int) -> list[MetricComparison]:
+    keep = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[keep], b[keep]
+    out: list[MetricComparison] = []
+    diffs: list[Difference | None] = [None] * len(PERCENTILES)
+    if len(a) >= 2:
+        diffs = list(percentile_differences(a, b, list(PERCENTILES.values()), alpha, seed=seed))
+    for (name, q), diff in zip(PERCENTILES.items(), diffs, strict=True):
+        champion = _interval(*quantile_ci(a, q, 1 - alpha)) if len(a) else None
+        challenger = _interval(*quantile_ci(b, q, 1 - alpha)) if len(b) else None
+        delta = None if diff is None else Interval(value=diff.delta, ci_low=diff.ci_low, ci_high=diff.ci_high)
+        out.append(
+            MetricComparison(
+                metric=f"latency/{sli}/{name}",
+                kind="latency",
+                higher_is_better=False,
+                evidence=MetricEvidence(champion=champion, challenger=challenger, delta=delta),
+                method="paired_bootstrap" if diff else "none",
+                note="difference: paired bootstrap of the percentile; arms: order-statistic CI",
+            )
+        )
+    return out
+
+
+def compare(data: PairedData, *, alpha: float = 0.05, sequential: bool = False, seed: int = 0) -> Comparison:
+    """Every metric of both arms, compared pairwise. Pure: same data and seed, same numbers."""
+    metrics: dict[str, MetricComparison] = {}
+    for name, (a, b, hib) in data.quality.items():
+        metrics[name] = _quality(name, a, b, hib, data, alpha, sequential, seed)
+    for name, values in data.agreement.items():
+        interval = _mean(values, alpha, sequential)
+        metrics[name] = MetricComparison(
+            metric=name,
+            kind="agreement",
+            evidence=MetricEvidence(challenger=interval),
+            method="confidence_sequence" if sequential else "wilson",
+            note="share of inputs where the challenger's output agrees with the champion's",
+        )
+    for sli, (a, b) in data.latency.items():
+        for m in _latency(sli, a, b, alpha, seed):
+            metrics[m.metric] = m
+    return Comparison(counts=data.counts, sequential=sequential, metrics=metrics)
