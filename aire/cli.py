@@ -174,12 +174,93 @@ def plan_cmd(
     )
 
 
+@app.command("gate")
+def gate_cmd(
+    champion: Annotated[str, typer.Option(help="Endpoint serving the current model (aire.yaml).")],
+    challenger: Annotated[str, typer.Option(help="Endpoint serving the candidate (aire.yaml).")],
+    policy: Annotated[Path | None, typer.Option(help="Gate policy YAML. [default: AIRE_GATE_POLICY]")] = None,
+    suite: Annotated[str | None, typer.Option(help="Compare on this suite (references known).")] = None,
+    traffic: Annotated[Path | None, typer.Option(help="Or replay these logged prompts (JSONL).")] = None,
+    sequential: Annotated[
+        bool, typer.Option("--sequential", help="Send batches and stop as soon as the verdict is settled.")
+    ] = False,
+    batch: Annotated[int, typer.Option(min=1, help="Sequential: inputs per batch between looks.")] = 50,
+    max_samples: Annotated[int | None, typer.Option(min=1, help="Sequential: sample cap.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N inputs.")] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, max=1024, help="Requests in flight per arm.")] = None,
+    seed: Annotated[int, typer.Option(help="Order of inputs and bootstrap resamples.")] = 0,
+    fresh: Annotated[bool, typer.Option(help="Start over instead of resuming an interrupted comparison.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Folder for report.md, latency.png, decision.json.")] = None,
+    registered_model: Annotated[
+        str | None, typer.Option(help="MLflow registered model. [default: AIRE_REGISTERED_MODEL]")
+    ] = None,
+) -> None:
+    """Shadow-compare champion and challenger and gate the promotion: exit 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 ERROR."""
+    from aire.console import RichReporter, console, rules_lines
+    from aire.progress import set_reporter
+    from aire.shadow import preflight_shadow
+    from aire.tracking import ui_command
+
+    settings = get_settings()
+    policy = policy or settings.gate_policy
+    asyncio.run(
+        preflight_shadow(
+            settings, policy=policy, champion=champion, challenger=challenger, suite=suite, traffic=traffic
+        )
+    )
+    from flows.shadow import shadow_comparison  # imports prefect: seconds, so only after the checks
+
+    set_reporter(RichReporter())
+    result = asyncio.run(
+        shadow_comparison(
+            champion=champion,
+            challenger=challenger,
+            policy=str(policy),
+            suite=suite,
+            traffic=None if traffic is None else str(traffic),
+            sequential=sequential,
+            batch=batch,
+            max_samples=max_samples,
+            limit=limit,
+            concurrency=concurrency,
+            seed=seed,
+            fresh=fresh,
+            out_dir=None if out is None else str(out),
+            registered_model=registered_model,
+        )
+    )
+    for line in rules_lines(result.rules):
+        console.print(line, soft_wrap=True)
+    if result.sequential is not None:
+        s = result.sequential
+        plan = f"; a fixed-n design needs {s.fixed_n_plan} ({s.fraction_of_plan:.0%} of it)" if s.fixed_n_plan else ""
+        console.print(f"Sequential: decided after {s.n_used} of at most {s.cap} inputs ({len(s.looks)} looks){plan}.")
+    if result.resumed:
+        console.print(f"Resumed an interrupted comparison: sent {result.n_requested} requests this time.")
+    colour = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow"}.get(result.verdict.value, "red")
+    console.print(f"[bold {colour}]{result.verdict.value}[/] (exit {result.exit_code}) on {result.n_pairs} pairs")
+    for reason in result.reasons:
+        console.print(f"  - {reason}", soft_wrap=True)
+    reg = result.registry
+    console.print(
+        f"Registered {reg['model']}: champion v{reg['champion_version']}, challenger v{reg['challenger_version']}",
+        soft_wrap=True,
+    )
+    console.print(f"Report: {result.out_dir}/report.md  decision: {result.out_dir}/decision.json", soft_wrap=True)
+    console.print(
+        f"MLflow run: {result.mlflow_run_id}   look at it: aire ui  or: {ui_command(settings)}", soft_wrap=True
+    )
+    raise typer.Exit(result.exit_code)
+
+
 @app.command("promote")
 def promote_cmd(
-    model: Annotated[str, typer.Option(help="Registered model name.")],
     alias: Annotated[str, typer.Option(help="champion, challenger or production.")],
-    version: Annotated[str, typer.Option(help="Model version to point the alias at.")],
-    decision: Annotated[Path | None, typer.Option(help="decision.json written by the gate.")] = None,
+    decision: Annotated[Path | None, typer.Option(help="decision.json written by `aire gate`.")] = None,
+    model: Annotated[str | None, typer.Option(help="Registered model. [default: from --decision]")] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Version to point at. [default: the decision's challenger]")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Move without a PASS decision (audited).")] = False,
     reason: Annotated[str, typer.Option(help="Why, for --force (recorded in the history).")] = "",
 ) -> None:
@@ -193,9 +274,21 @@ def promote_cmd(
     verdict = None
     if decision is not None:
         try:
-            verdict = json.loads(decision.read_text())["verdict"]
+            body = json.loads(decision.read_text())
+            verdict = body["verdict"]
+            registered = body.get("registry") or {}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InputError(f"cannot read a verdict: {type(exc).__name__}: {exc}", path=decision) from None
+        if model is not None and registered.get("model") not in (None, model):
+            raise InputError(f"the decision is about {registered.get('model')}, not {model}", path=decision)
+        if version is not None and registered.get("challenger_version") not in (None, version):
+            raise InputError(
+                f"the decision is about v{registered.get('challenger_version')}, not v{version}", path=decision
+            )
+        model = model or registered.get("model")
+        version = version or registered.get("challenger_version")
+    if not model or not version:
+        raise InputError("give --decision, or --model and --version", field="model")
     settings = get_settings()
     move = registry.promote(
         settings,

@@ -14,6 +14,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from aire.gate import RuleResult
 from aire.model import Summary
 from aire.report import fmt, metric_rows
 
@@ -78,3 +79,8 @@ def floors_lines(floors: list[tuple[str, float | None, bool]]) -> list[str]:
     return [
         f"{'[green]PASS[/]' if ok else '[red]FAIL[/]'}  {floor}  (value {fmt(value)})" for floor, value, ok in floors
     ]
+
+
+def rules_lines(rules: list[RuleResult]) -> list[str]:
+    colours = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow", "ERROR": "red"}
+    return [f"[{colours[r.verdict.value]}]{r.verdict.value:12s}[/] {r.reason}" for r in rules]

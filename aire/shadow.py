@@ -28,7 +28,7 @@ import aire
 from aire.config import EndpointConfig
 from aire.endpoints import EndpointClient, request_fingerprint
 from aire.errors import ConfigError
-from aire.gate import Counts, Decision, Policy, Verdict, decide, load_policy
+from aire.gate import Counts, Decision, Policy, RuleResult, Verdict, decide, load_policy
 from aire.model import Completion, GenerationParams, Sample
 from aire.offline import bind_evaluator, code_version, resolve_endpoint
 from aire.progress import reporter
@@ -50,6 +50,7 @@ class ShadowResult(BaseModel):
 
     verdict: Verdict
     reasons: list[str]
+    rules: list[RuleResult]
     exit_code: int
     out_dir: str
     mlflow_run_id: str
@@ -109,6 +110,35 @@ class ShadowPlan:
 def _resume_key(arm: str, identity: dict[str, Any]) -> str:
     payload = json.dumps({"kind": "shadow", "arm": arm, **identity}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+async def preflight_shadow(
+    settings: Settings,
+    *,
+    policy: str | Path,
+    champion: str,
+    challenger: str,
+    suite: str | None = None,
+    traffic: str | Path | None = None,
+) -> None:
+    """The cheap checks of ``prepare_shadow``, run by the CLI before it starts Prefect: a typo costs
+    a second, not a flow start-up."""
+    from aire.suites import inspect_suite
+    from aire.traffic import load_traffic
+
+    if (suite is None) == (traffic is None):
+        raise ConfigError("give exactly one of --suite or --traffic", field="suite")
+    load_policy(Path(policy))
+    if champion == challenger:
+        raise ConfigError("champion and challenger are the same endpoint", field="challenger")
+    endpoints = [resolve_endpoint(settings, name, None, None) for name in (champion, challenger)]
+    if suite is not None:
+        inspect_suite(suite, settings.datasets_dir, validate_evaluator=bind_evaluator)
+    else:
+        load_traffic(Path(traffic), GenerationParams())  # type: ignore[arg-type]
+    for ep in endpoints:
+        async with EndpointClient(ep, timeout_s=min(settings.request_timeout_s, 10.0)) as client:
+            await client.check()
 
 
 async def prepare_shadow(
@@ -512,6 +542,7 @@ async def finalise_shadow(plan: ShadowPlan, *, n_requested: int, looks: list[Loo
     return ShadowResult(
         verdict=decision.verdict,
         reasons=decision.reasons,
+        rules=decision.rules,
         exit_code=decision.verdict.exit_code,
         out_dir=str(plan.out_dir),
         mlflow_run_id=mlflow_run_id,

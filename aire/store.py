@@ -273,6 +273,14 @@ class ResultWriter:
             raise RuntimeError("result writer failed") from self._error
         self._queue.put(result)
 
+    def flush(self) -> None:
+        """Block until everything put so far is committed (a sequential look reads the store)."""
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait()
+        if self._error is not None:
+            raise RuntimeError(f"result writer failed: {self._error}") from self._error
+
     def close(self) -> None:
         self._queue.put(self._STOP)
         self._thread.join()
@@ -293,9 +301,12 @@ class ResultWriter:
                     batch.append(self._queue.get(timeout=remaining))
                 except queue.Empty:
                     break
-            results = [b for b in batch if b is not self._STOP]
-            stop = len(results) != len(batch)
+            flushes = [b for b in batch if isinstance(b, threading.Event)]
+            results = [b for b in batch if b is not self._STOP and not isinstance(b, threading.Event)]
+            stop = any(b is self._STOP for b in batch)
             if not results or self._error is not None:
+                for f in flushes:
+                    f.set()
                 continue
             try:
                 rows = [r.to_row(self._run_id, self._fingerprint(r.sample)) for r in results]
@@ -310,3 +321,5 @@ class ResultWriter:
                 self.written += len(rows)
             except BaseException as exc:  # surfaced to the caller on the next put/close
                 self._error = exc
+            for f in flushes:
+                f.set()

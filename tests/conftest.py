@@ -6,17 +6,21 @@ before anything imports it; test modules therefore import ``flows`` inside tests
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from aire.processes import free_port, wait_for
 from aire.settings import QUIET_ENV, Settings, get_settings
+from aire.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 # Built models and the vLLM venv are expensive: tests share the developer's (or CI's) copies.
@@ -55,6 +59,28 @@ def aire_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()
+
+
+def fake_process(latency_ms: int, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A fake OpenAI server process of its own (``extra``: e.g. ``--wrong-rate 0.3``); returns it and its URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aire.testing.fake_openai", "--port", "0", "--latency-ms", str(latency_ms), *extra],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().decode().strip()
+
+
+def server_stats(base_url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(base_url.removesuffix("/v1") + "/stats") as resp:
+        return json.load(resp)
+
+
+def run_ids(store: Store, kind: str | None = None) -> list[str]:
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql("select id, kind from runs order by created_at")
+        return [r[0] for r in rows if kind is None or r[1] == kind]
 
 
 def write_config(path: Path, endpoints: dict[str, dict[str, object]]) -> Path:

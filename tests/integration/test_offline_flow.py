@@ -20,7 +20,7 @@ import pytest
 from aire.cli import main
 from aire.settings import get_settings
 from aire.store import FINISHED, Store
-from tests.conftest import REPO, stop_process
+from tests.conftest import REPO, fake_process, run_ids, server_stats, stop_process
 
 pytestmark = pytest.mark.integration
 AIRE = str(Path(sys.executable).parent / "aire")
@@ -97,26 +97,6 @@ def test_floor_failure_exits_1(
     assert code == 1 and "FAIL  latency/ttft_ms/p50 <= 1" in out
     (run,) = mlflow_runs(aire_env)
     assert run.info.status == "FINISHED" and run.data.tags["aire.floors"] == "fail"
-
-
-def fake_process(latency_ms: int) -> tuple[subprocess.Popen[bytes], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aire.testing.fake_openai", "--port", "0", "--latency-ms", str(latency_ms)],
-        stdout=subprocess.PIPE,
-        start_new_session=True,
-    )
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().decode().strip()
-
-
-def server_stats(base_url: str) -> dict:
-    with urllib.request.urlopen(base_url.removesuffix("/v1") + "/stats") as resp:
-        return json.load(resp)
-
-
-def run_ids(store: Store) -> list[str]:
-    with store.engine.connect() as conn:
-        return [r[0] for r in conn.exec_driver_sql("select id from runs")]
 
 
 def test_sigkill_mid_run_then_resume_requests_only_missing_samples(
