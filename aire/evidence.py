@@ -116,16 +116,21 @@ def _quality(
     alpha: float,
     sequential: bool,
     seed: int,
+    n_resamples: int,
+    supplementary_methods: bool,
 ) -> MetricComparison:
     keep = ~(np.isnan(a) | np.isnan(b))
     n = int(keep.sum())
     supplementary: list[Difference] = []
     chosen: Difference | None = None
     paired = True
-    if n >= 2:
+    if n >= 2 and sequential and not supplementary_methods:
+        mean, low, high = confidence_sequence(b[keep] - a[keep], alpha)
+        chosen = Difference(method="confidence_sequence", delta=mean, ci_low=low, ci_high=high, n=n)
+    elif n >= 2:
         with np.errstate(all="ignore"):
             supplementary.append(paired_t(a, b, alpha))
-            boot = paired_bootstrap(a, b, alpha, seed=seed)
+            boot = paired_bootstrap(a, b, alpha, n_resamples=n_resamples, seed=seed)
         if sequential:
             mean, low, high = confidence_sequence(b[keep] - a[keep], alpha)
             chosen = Difference(method="confidence_sequence", delta=mean, ci_low=low, ci_high=high, n=n)
@@ -158,13 +163,15 @@ def _quality(
     )
 
 
-def _latency(sli: str, a: np.ndarray, b: np.ndarray, alpha: float, seed: int) -> list[MetricComparison]:
+def _latency(
+    sli: str, a: np.ndarray, b: np.ndarray, alpha: float, seed: int, n_resamples: int
+) -> list[MetricComparison]:
     keep = ~(np.isnan(a) | np.isnan(b))
     a, b = a[keep], b[keep]
     out: list[MetricComparison] = []
     diffs: list[Difference | None] = [None] * len(PERCENTILES)
     if len(a) >= 2:
-        diffs = list(percentile_differences(a, b, list(PERCENTILES.values()), alpha, seed=seed))
+        diffs = list(percentile_differences(a, b, list(PERCENTILES.values()), alpha, n_resamples, seed))
     for (name, q), diff in zip(PERCENTILES.items(), diffs, strict=True):
         champion = _interval(*quantile_ci(a, q, 1 - alpha)) if len(a) else None
         challenger = _interval(*quantile_ci(b, q, 1 - alpha)) if len(b) else None
@@ -182,11 +189,24 @@ def _latency(sli: str, a: np.ndarray, b: np.ndarray, alpha: float, seed: int) ->
     return out
 
 
-def compare(data: PairedData, *, alpha: float = 0.05, sequential: bool = False, seed: int = 0) -> Comparison:
-    """Every metric of both arms, compared pairwise. Pure: same data and seed, same numbers."""
+def compare(
+    data: PairedData,
+    *,
+    alpha: float = 0.05,
+    sequential: bool = False,
+    seed: int = 0,
+    n_resamples: int = 10_000,
+    supplementary: bool = True,
+    latency: bool = True,
+) -> Comparison:
+    """Every metric of both arms, compared pairwise. Pure: same data and seed, same numbers.
+
+    ``supplementary=False`` and ``latency=False`` compute only what a sequential look decides on
+    (quality metrics, always-valid intervals): a look runs after every batch and must be cheap.
+    """
     metrics: dict[str, MetricComparison] = {}
     for name, (a, b, hib) in data.quality.items():
-        metrics[name] = _quality(name, a, b, hib, data, alpha, sequential, seed)
+        metrics[name] = _quality(name, a, b, hib, data, alpha, sequential, seed, n_resamples, supplementary)
     for name, values in data.agreement.items():
         interval = _mean(values, alpha, sequential)
         metrics[name] = MetricComparison(
@@ -196,7 +216,7 @@ def compare(data: PairedData, *, alpha: float = 0.05, sequential: bool = False, 
             method="confidence_sequence" if sequential else "wilson",
             note="share of inputs where the challenger's output agrees with the champion's",
         )
-    for sli, (a, b) in data.latency.items():
-        for m in _latency(sli, a, b, alpha, seed):
+    for sli, (a, b) in data.latency.items() if latency else ():
+        for m in _latency(sli, a, b, alpha, seed, n_resamples):
             metrics[m.metric] = m
     return Comparison(counts=data.counts, sequential=sequential, metrics=metrics)

@@ -391,14 +391,12 @@ async def look(plan: ShadowPlan) -> Look:
     from aire.evidence import compare
 
     data = await paired_data(plan)
-    comparison = compare(data, alpha=plan.policy.alpha, sequential=True, seed=plan.seed)
+    comparison = compare(
+        data, alpha=plan.policy.alpha, sequential=True, seed=plan.seed, supplementary=False, latency=False
+    )
     # Latency rules are judged once, at the stop: their intervals are fixed-n, not always-valid, so
     # the stopping time depends on quality evidence only.
-    rules = [
-        r
-        for r in plan.policy.rules
-        if comparison.metrics.get(r.metric) is None or comparison.metrics[r.metric].kind != "latency"
-    ]
+    rules = [r for r in plan.policy.rules if not r.metric.startswith("latency/")]
     quality_policy = plan.policy.model_copy(update={"rules": rules})
     evidence = {k: m.evidence for k, m in comparison.metrics.items() if m.kind != "latency"}
     if not quality_policy.rules:

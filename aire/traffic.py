@@ -88,12 +88,14 @@ def _sample(row: dict[str, Any], path: Path, lineno: int) -> Sample:
         msgs = row["messages"]
         if not isinstance(msgs, list) or not msgs:
             raise TrafficError("must be a non-empty list", path=path, line=lineno, field="messages")
-        try:
-            prompt = [ChatMessage.model_validate(m) for m in msgs]
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = "messages." + ".".join(str(p) for p in err["loc"])
-            raise TrafficError(err["msg"], path=path, line=lineno, field=where) from None
+        prompt = []
+        for i, m in enumerate(msgs):
+            try:
+                prompt.append(ChatMessage.model_validate(m))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(["messages", str(i), *(str(p) for p in err["loc"])])
+                raise TrafficError(err["msg"], path=path, line=lineno, field=where) from None
     rid = row.get("id", f"line-{lineno}")
     if not isinstance(rid, str | int) or isinstance(rid, bool) or str(rid) == "":
         raise TrafficError("must be a non-empty string or integer", path=path, line=lineno, field="id")

@@ -68,3 +68,29 @@ def test_chat_suite_on_vllm(config: Path, aire_env: Path, prefect_api: str) -> N
     assert run.data.metrics["is_integer/mean"] >= 0.9
     assert run.data.metrics["exact_match/mean"] >= 0.9
     assert run.data.params["n_samples"] == "40"
+
+
+def test_gate_fails_the_worse_model_on_real_vllm(
+    config: Path, aire_env: Path, prefect_api: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The promotion gate end to end on real servers: shadow both, FAIL, sequential stops early."""
+    common = ["gate", "--champion", "champion", "--challenger", "challenger-worse", "--suite", "arith"]
+    assert main([*common, "--out", str(tmp_path / "fixed")]) == 1
+    decision = json.loads((tmp_path / "fixed" / "decision.json").read_text())
+    assert decision["verdict"] == "FAIL" and decision["counts"]["n_pairs"] == 200
+    delta = decision["metrics"]["exact_match/mean"]["delta"]
+    assert delta["ci_high"] < -0.03  # wholly below the non-inferiority margin
+    digests = {
+        arm: json.loads((MODELS_DIR / arm / "aire-model.json").read_text()) for arm in ("champion", "challenger-worse")
+    }
+    assert decision["provenance"]["challenger"]["weights_digest"] == digests["challenger-worse"]["weights_sha256"]
+    assert decision["provenance"]["champion"]["tokenizer_digest"] == digests["champion"]["tokenizer_sha256"]
+
+    assert main([*common, "--sequential", "--batch", "25", "--out", str(tmp_path / "seq")]) == 1
+    seq = json.loads((tmp_path / "seq" / "decision.json").read_text())["sequential"]
+    assert seq["n_used"] < 200 and seq["looks"][-1]["verdict"] == "FAIL"
+    # Registering is idempotent by weights digest: the second gate found the versions of the first.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{aire_env / 'mlflow.db'}")
+    assert len(client.search_model_versions("name = 'aire-model'")) == 2
