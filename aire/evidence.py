@@ -64,6 +64,7 @@ class MetricComparison(BaseModel):
     higher_is_better: bool = True
     evidence: MetricEvidence
     method: str  # what produced evidence.delta (or the challenger interval, for agreement)
+    p_value: float | None = None  # of the chosen method's test of "no difference", where it has one
     supplementary: list[Difference] = Field(default_factory=list)
     paired: bool = True
     note: str = ""
@@ -157,6 +158,7 @@ def _quality(
         higher_is_better=higher_is_better,
         evidence=MetricEvidence(champion=champion, challenger=challenger, delta=delta),
         method=chosen.method if chosen else "none",
+        p_value=chosen.p_value if chosen else None,
         supplementary=supplementary,
         paired=paired,
         note=chosen.note if chosen else "fewer than 2 scored pairs",

@@ -126,8 +126,10 @@ def render_markdown(
         # Agreement has no champion side: its chosen interval is the challenger's rate itself.
         est = m.evidence.delta if m.kind == "quality" else m.evidence.challenger
         ci = f"[{_num(est.ci_low)}, {_num(est.ci_high)}]" if est else "—"
+        p = "—" if m.p_value is None else f"{m.p_value:.3g}"
         out.append(
-            f"| `{m.metric}` | {m.method} | chosen | {_num(est.value if est else None)} | {ci} | — | {_cell(m.note)} |"
+            f"| `{m.metric}` | {m.method} | chosen | {_num(est.value if est else None)} | {ci} | {p} "
+            f"| {_cell(m.note)} |"
         )
         for d in m.supplementary:
             p = "—" if d.p_value is None else f"{d.p_value:.3g}"
