@@ -140,7 +140,7 @@ def test_same_model_passes_and_everything_is_recorded(
 
     # Both served models are registered versions with their identity as tags.
     reg = decision["registry"]
-    versions = {mv.version: mv for mv in client.search_model_versions(f"name = '{reg['model']}'")}
+    versions = {str(mv.version): mv for mv in client.search_model_versions(f"name = '{reg['model']}'")}
     assert versions[reg["challenger_version"]].tags["endpoint"] == "challenger-same"
     assert versions[reg["champion_version"]].tags["served_model"] == "fake"
 
