@@ -48,6 +48,7 @@ class EndpointConfig(BaseModel):
     api_key_env: str | None = None
     version: str | None = None
     weights_digest: str | None = None
+    tokenizer_digest: str | None = None
     serve: LocalServe | None = None
 
     @field_validator("base_url")
@@ -66,7 +67,7 @@ class EndpointConfig(BaseModel):
         return self.weights_digest or self._manifest().get("weights_sha256")
 
     def resolved_tokenizer_digest(self) -> str | None:
-        return self._manifest().get("tokenizer_sha256")
+        return self.tokenizer_digest or self._manifest().get("tokenizer_sha256")
 
     def _manifest(self) -> dict[str, Any]:
         if self.serve is not None and self.serve.model_path is not None:

@@ -125,25 +125,21 @@ def _quality(
     supplementary: list[Difference] = []
     chosen: Difference | None = None
     paired = True
-    if n >= 2 and sequential and not supplementary_methods:
-        mean, low, high = confidence_sequence(b[keep] - a[keep], alpha)
-        chosen = Difference(method="confidence_sequence", delta=mean, ci_low=low, ci_high=high, n=n)
-    elif n >= 2:
-        with np.errstate(all="ignore"):
-            supplementary.append(paired_t(a, b, alpha))
-            boot = paired_bootstrap(a, b, alpha, n_resamples=n_resamples, seed=seed)
+    if n >= 2:
         if sequential:
             mean, low, high = confidence_sequence(b[keep] - a[keep], alpha)
             chosen = Difference(method="confidence_sequence", delta=mean, ci_low=low, ci_high=high, n=n)
-            supplementary.append(boot)
         elif data.groups is not None and len(np.unique(data.groups[keep])) >= 2:
             chosen = cluster_robust(a, b, data.groups, alpha)
-            supplementary.append(boot)
         elif _is_binary(a, b):
             chosen = mcnemar(a, b, alpha)
-            supplementary.append(boot)
         else:
-            chosen = boot
+            chosen = paired_bootstrap(a, b, alpha, n_resamples=n_resamples, seed=seed)
+        if supplementary_methods:
+            with np.errstate(all="ignore"):
+                supplementary.append(paired_t(a, b, alpha))
+                if chosen.method != "paired_bootstrap":
+                    supplementary.append(paired_bootstrap(a, b, alpha, n_resamples=n_resamples, seed=seed))
     elif name in data.unpaired_quality:
         ua, ub = data.unpaired_quality[name]
         if min(len(_finite(ua)), len(_finite(ub))) >= 2:

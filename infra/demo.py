@@ -1,20 +1,24 @@
-"""``make demo``: the offline benchmark end to end on this machine, then everything it started is stopped.
+"""``make demo``: the pipeline end to end on this machine, then everything it started is stopped.
 
 1. install vLLM in its own venv (first time) and build the tiny local models (skipped when built);
-2. start vLLM servers for champion and challenger-worse, and a Prefect server;
-3. run ``aire run offline --suite arith`` against each, exactly as a user or CI job would;
-4. print the verdicts and where to look; stop only the processes this demo started.
+2. start vLLM servers for champion, challenger-worse and challenger-same, and a Prefect server;
+3. before deploy: ``aire run offline --suite arith`` against champion and challenger-worse;
+4. before release: ``aire gate`` shadow-compares champion with challenger-same (PASS, or an
+   explained INCONCLUSIVE) and with challenger-worse (FAIL); ``aire promote`` moves the registry
+   aliases only on the PASS, the FAIL's promotion is refused; ``aire history`` shows the moves;
+5. print the verdicts and where to look; stop only the processes this demo started.
 
-Exits 0 when the demo shows what it should: the champion passes the suite's floor, the degraded
-challenger fails it.
+Exits 0 when the demo shows what it should.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -24,7 +28,8 @@ from aire.config import load_config
 from aire.errors import AireError
 from aire.settings import get_settings, quiet_environment
 
-ENDPOINTS = ("champion", "challenger-worse")
+ENDPOINTS = ("champion", "challenger-worse", "challenger-same")
+OFFLINE = ("champion", "challenger-worse")
 SUITE = "arith"
 console = Console(highlight=False)
 
@@ -50,6 +55,7 @@ def main() -> int:
     prefect_was_up = any(i.name == services.PREFECT for i in services.ui_status(settings))
     started: list[str] = []
     codes: dict[str, int] = {}
+    gates: dict[str, tuple[int, Path]] = {}
     try:
         step(f"Starting vLLM for {', '.join(ENDPOINTS)} and a Prefect server (about a minute)")
         for info in serving.start_servers(settings, endpoints, progress=console.print):
@@ -59,10 +65,13 @@ def main() -> int:
         env = {**os.environ, "PREFECT_API_URL": services.prefect_api_url(prefect)}
         console.print(f"  Prefect server at {prefect.url}")
 
-        for ep in endpoints:
-            cmd = ["aire", "run", "offline", "--suite", SUITE, "--endpoint", ep.name]
-            step(" ".join(cmd))
-            codes[ep.name] = subprocess.run([aire_bin, *cmd[1:]], env=env).returncode
+        def aire(*args: str) -> int:
+            step(" ".join(["aire", *args]))
+            return subprocess.run([aire_bin, *args], env=env).returncode
+
+        for name in OFFLINE:
+            codes[name] = aire("run", "offline", "--suite", SUITE, "--endpoint", name)
+        gates = release(aire, settings.resolved_home() / "reports")
     except AireError as exc:
         console.print(f"[red]error:[/] {exc}")
         return 3
@@ -73,21 +82,77 @@ def main() -> int:
         if not prefect_was_up and services.stop_uis(settings, only=services.PREFECT):
             console.print("  Prefect server stopped")
 
-    verdict = {0: "[green]PASS[/] (exit 0)", 1: "[red]FAIL[/] (exit 1)"}
-    step(f"Verdicts on '{SUITE}' (floor: exact_match/mean >= 0.9)")
+    verdict = {0: "[green]PASS[/] (exit 0)", 1: "[red]FAIL[/] (exit 1)", 2: "[yellow]INCONCLUSIVE[/] (exit 2)"}
+    step(f"Offline verdicts on '{SUITE}' (floor: exact_match/mean >= 0.9)")
     for name, code in codes.items():
-        console.print(f"  {name:18s} {verdict.get(code, f'[yellow]ERROR[/] (exit {code})')}")
+        console.print(f"  {name:18s} {verdict.get(code, f'[red]ERROR[/] (exit {code})')}")
+    step("Promotion gate (gates/default.yaml), champion vs challenger")
+    for name, (code, path) in gates.items():
+        console.print(f"  {name:18s} {verdict.get(code, f'[red]ERROR[/] (exit {code})')}   {path}/report.md")
     console.print(
         "\nWhere to look:\n"
         "  aire ui            # MLflow UI at http://127.0.0.1:5000 (experiment 'aire': both runs, their metrics,\n"
         "                     #   samples.json per-sample table and report.md under Artifacts)\n"
-        "                     # Prefect UI at http://127.0.0.1:4200 (the offline-benchmark flow runs and tasks)\n"
+        "                     #   the gate: a parent run per comparison, a nested run per arm, decision.json,\n"
+        "                     #   report.md and latency.png; Models: 'aire-model' with its aliases\n"
+        "                     # Prefect UI at http://127.0.0.1:4200 (offline-benchmark and shadow-comparison runs)\n"
         "  aire ui --stop     # when done\n"
         f"Demo took {time.monotonic() - t0:.0f} s.",
         soft_wrap=True,
     )
-    expected = codes.get("champion") == 0 and codes.get("challenger-worse") == 1
+    expected = (
+        codes.get("champion") == 0
+        and codes.get("challenger-worse") == 1
+        and gates.get("challenger-same", (3, None))[0] in (0, 2)
+        and gates.get("challenger-worse", (3, None))[0] == 1
+    )
     return 0 if expected else 1
+
+
+def release(aire: Callable[..., int], reports: Path) -> dict[str, tuple[int, Path]]:
+    """Gate both challengers against the champion; promote only what PASSes; show the alias history."""
+    gates: dict[str, tuple[int, Path]] = {}
+    for name in ("challenger-same", "challenger-worse"):
+        out = reports / f"demo-{name}"
+        gates[name] = (
+            aire(
+                "gate", "--champion", "champion", "--challenger", name, "--suite", SUITE, "--out", str(out), "--fresh"
+            ),
+            out,
+        )
+    decisions = {
+        name: json.loads((out / "decision.json").read_text())
+        for name, (_, out) in gates.items()
+        if (out / "decision.json").is_file()
+    }
+    if "challenger-same" not in decisions:
+        return gates
+    same = decisions["challenger-same"]
+    model, champion_version = same["registry"]["model"], same["registry"]["champion_version"]
+    # The champion is what production runs today: record that once, by hand, as a forced and audited move.
+    for alias in ("champion", "production"):
+        aire(
+            "promote",
+            "--model",
+            model,
+            "--version",
+            champion_version,
+            "--alias",
+            alias,
+            "--force",
+            "--reason",
+            "demo: the model production already serves",
+        )
+    for name, decision in decisions.items():
+        if decision["verdict"] != "PASS":
+            console.print(f"  {name}: {decision['verdict']}: " + "; ".join(decision["reasons"]), soft_wrap=True)
+        # Promotion is tried for both: aire refuses it (exit 1) unless the decision is a PASS.
+        path = str(gates[name][1] / "decision.json")
+        for alias in ("champion", "production"):
+            code = aire("promote", "--decision", path, "--alias", alias)
+            console.print(f"  promote {name} to {alias}: {'done' if code == 0 else f'refused (exit {code})'}")
+    aire("history", model)
+    return gates
 
 
 if __name__ == "__main__":

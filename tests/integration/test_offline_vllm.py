@@ -31,9 +31,9 @@ def config(aire_env: Path, tmp_path: Path, vllm_endpoints: dict[str, dict[str, o
     bodies = {name: {**body, "version": "test"} for name, body in vllm_endpoints.items()}
     # The digest is given explicitly: these endpoints have no serve section (the fixture serves them).
     for name in bodies:
-        bodies[name]["weights_digest"] = json.loads((MODELS_DIR / name / "aire-model.json").read_text())[
-            "weights_sha256"
-        ]
+        manifest = json.loads((MODELS_DIR / name / "aire-model.json").read_text())
+        bodies[name]["weights_digest"] = manifest["weights_sha256"]
+        bodies[name]["tokenizer_digest"] = manifest["tokenizer_sha256"]
     return write_config(tmp_path / "aire.yaml", bodies)
 
 

@@ -1,0 +1,196 @@
+"""Samples to a decision: sequential mode vs the fixed-n design, at the same alpha.
+
+(a) Simulation, through the gate's own path (``aire.evidence.compare`` -> ``aire.gate.decide``):
+    champion at 90%, non-inferiority margin 0.03, alpha 0.05 (the gate reads a two-sided 95%
+    interval, i.e. one-sided 0.025), looks every 50 pairs from n_min = 100. The fixed-n design is
+    the sample size that passes an equally good challenger with 80% power (``aire plan``). Printed:
+    mean samples used by sequential mode on a 10-point regression as a ratio of that plan, and the
+    error rates beside it (A/A false FAIL with a look at every batch; FAIL rate = power).
+(b) Real tiny models on local vLLM: ``aire gate --sequential`` and the fixed-n ``aire gate`` on
+    champion vs challenger-worse (arith, 200 prompts), side by side in one run; samples each used.
+
+Only 127.0.0.1 is contacted. Usage: ``python benchmarks/sequential.py [--sims N] [--skip-real]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from aire.evidence import PairedData, compare
+from aire.gate import Counts, Policy, Rule, Verdict, decide
+from aire.processes import free_port
+from aire.sequential import fixed_n_plan
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ALPHA, MARGIN, BASELINE, BATCH, N_MIN = 0.05, 0.03, 0.9, 50, 100
+POLICY = Policy(alpha=ALPHA, n_min=N_MIN, rules=[Rule(metric="em/mean", kind="non_inferiority", margin=MARGIN)])
+
+
+def pairs(rng: np.random.Generator, n: int, p_a: float, p_b: float) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 scores of two models on the same inputs (correlated: mostly right on the same items)."""
+    u = rng.random(n)
+    v = np.where(rng.random(n) < 0.8, u, rng.random(n))
+    return (u < p_a).astype(float), (v < p_b).astype(float)
+
+
+def verdict(a: np.ndarray, b: np.ndarray, sequential: bool) -> Verdict:
+    data = PairedData(ids=[""] * len(a), quality={"em/mean": (a, b, True)}, counts=Counts(n_pairs=len(a)))
+    comp = compare(data, alpha=ALPHA, sequential=sequential, supplementary=False, latency=False)
+    return decide(POLICY, comp.evidence(set()), comp.counts).verdict
+
+
+def sequential_run(a: np.ndarray, b: np.ndarray) -> tuple[Verdict, int]:
+    """Look after every batch, stop at the first settled verdict or at the cap (len(a))."""
+    n = 0
+    while n < len(a):
+        n = min(n + BATCH, len(a))
+        v = verdict(a[:n], b[:n], sequential=True)
+        if v is not Verdict.INCONCLUSIVE:
+            return v, n
+    return v, n
+
+
+def simulate(sims: int, seed: int = 0) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    plan = fixed_n_plan(BASELINE, MARGIN, alpha=ALPHA / 2, power=0.8)
+    drop_used, drop_fail, aa_fail, fixed_fail, fixed_aa_fail = [], 0, 0, 0, 0
+    edge_pass, fixed_edge_pass = 0, 0
+    for _ in range(sims):
+        a, b = pairs(rng, plan, BASELINE, BASELINE - 0.10)
+        v, n = sequential_run(a, b)
+        drop_used.append(n)
+        drop_fail += v is Verdict.FAIL
+        fixed_fail += verdict(a, b, sequential=False) is Verdict.FAIL
+        a, b = pairs(rng, plan, BASELINE, BASELINE)
+        aa_fail += sequential_run(a, b)[0] is Verdict.FAIL
+        fixed_aa_fail += verdict(a, b, sequential=False) is Verdict.FAIL
+        # At the margin (true delta = -margin) a PASS is the non-inferiority test's type I error.
+        a, b = pairs(rng, plan, BASELINE, BASELINE - MARGIN)
+        edge_pass += sequential_run(a, b)[0] is Verdict.PASS
+        fixed_edge_pass += verdict(a, b, sequential=False) is Verdict.PASS
+    return {
+        "plan": plan,
+        "mean_used": float(np.mean(drop_used)),
+        "ratio": float(np.mean(drop_used)) / plan,
+        "seq_power": drop_fail / sims,
+        "fixed_power": fixed_fail / sims,
+        "seq_aa_false_fail": aa_fail / sims,
+        "fixed_aa_false_fail": fixed_aa_fail / sims,
+        "seq_edge_false_pass": edge_pass / sims,
+        "fixed_edge_false_pass": fixed_edge_pass / sims,
+        "mc_se": math.sqrt(ALPHA / 2 * (1 - ALPHA / 2) / sims),
+    }
+
+
+def real(work: Path) -> dict[str, object] | str:
+    """Both modes of ``aire gate`` on real vLLM servers of champion and challenger-worse."""
+    from aire import serving
+    from aire.config import EndpointConfig, LocalServe
+    from aire.settings import Settings
+
+    settings = Settings()
+    names = ("champion", "challenger-worse")
+    if any(not (settings.models_dir / n / "aire-model.json").exists() for n in names):
+        return "skipped: models not built (run `aire models build`)"
+    home = work / "home"
+    run_settings = Settings(home=home, models=settings.models_dir, vllm_venv=settings.vllm_venv_dir)
+    endpoints, bodies = [], {}
+    for core, name in enumerate(names):
+        port = free_port()
+        endpoints.append(
+            EndpointConfig(
+                name=name,
+                base_url=f"http://127.0.0.1:{port}/v1",
+                model=name,
+                serve=LocalServe(model_path=settings.models_dir / name, port=port, cpu_cores=str(core)),
+            )
+        )
+        bodies[name] = {"base_url": f"http://127.0.0.1:{port}/v1", "model": name}
+    import yaml
+
+    (work / "aire.yaml").write_text(yaml.safe_dump({"endpoints": bodies}))
+    env = {**os.environ, "AIRE_HOME": str(home), "AIRE_CONFIG": str(work / "aire.yaml")}
+    serving.start_servers(run_settings, endpoints)
+    out: dict[str, object] = {}
+    try:
+        for mode, extra in (("fixed", []), ("sequential", ["--sequential", "--batch", str(BATCH // 2)])):
+            cmd = [str(BIN / "aire"), "gate", "--champion", "champion", "--challenger", "challenger-worse"]
+            cmd += ["--suite", "arith", "--out", str(work / mode), *extra]
+            t0 = time.perf_counter()
+            code = subprocess.run(cmd, env=env, capture_output=True, text=True).returncode
+            decision = json.loads((work / mode / "decision.json").read_text())
+            seq = decision["sequential"] or {}
+            out[mode] = {
+                "exit": code,
+                "verdict": decision["verdict"],
+                "n": seq.get("n_used", decision["counts"]["n_pairs"]),
+                "plan": seq.get("fixed_n_plan"),
+                "seconds": time.perf_counter() - t0,
+                "delta": decision["metrics"]["exact_match/mean"]["delta"],
+            }
+    finally:
+        serving.stop_servers(run_settings, list(names))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sims", type=int, default=1000)
+    ap.add_argument("--skip-real", action="store_true")
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    s = simulate(args.sims)
+    print(f"(a) simulation, {args.sims} comparisons per row ({time.perf_counter() - t0:.0f} s)")
+    print(
+        f"    fixed-n plan (baseline {BASELINE}, margin {MARGIN}, one-sided alpha {ALPHA / 2}, power 0.8): {s['plan']}"
+    )
+    print(
+        f"    10-point regression: sequential used {s['mean_used']:.0f} samples on average = "
+        f"{s['ratio']:.1%} of the fixed-n plan (goal <= 50%)"
+    )
+    print(f"    FAIL rate (power) on it:      sequential {s['seq_power']:.3f}   fixed-n {s['fixed_power']:.3f}")
+    print(
+        f"    A/A false FAIL rate:          sequential {s['seq_aa_false_fail']:.3f} (a look every {BATCH})   "
+        f"fixed-n {s['fixed_aa_false_fail']:.3f}   (nominal {ALPHA / 2}, MC SE {s['mc_se']:.3f})"
+    )
+    print(
+        f"    false PASS at the margin:     sequential {s['seq_edge_false_pass']:.3f}   "
+        f"fixed-n {s['fixed_edge_false_pass']:.3f}   (true delta = -{MARGIN}; nominal {ALPHA / 2})"
+    )
+    if args.skip_real:
+        return 0
+    with tempfile.TemporaryDirectory(prefix="aire-bench-seq-") as tmp:
+        r = real(Path(tmp))
+    if isinstance(r, str):
+        print(f"(b) {r}")
+        return 0
+    print("(b) real tiny models on local vLLM: champion vs challenger-worse on arith (200 prompts)")
+    for mode, row in r.items():
+        assert isinstance(row, dict)
+        d = row["delta"]
+        print(
+            f"    {mode:10s} {row['verdict']:5s} (exit {row['exit']}) after {row['n']:3d} samples, "
+            f"delta {d['value']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}], {row['seconds']:.0f} s"
+        )
+    fixed, seq = r["fixed"], r["sequential"]
+    assert isinstance(fixed, dict) and isinstance(seq, dict)
+    print(f"    sequential / fixed-n samples: {seq['n'] / fixed['n']:.0%} (fixed-n used the whole suite)")
+    if seq.get("plan"):
+        print(f"    sequential / its own fixed-n plan ({seq['plan']}): {seq['n'] / seq['plan']:.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
