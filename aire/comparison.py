@@ -127,7 +127,7 @@ def cluster_robust(champion: np.ndarray, challenger: np.ndarray, groups: np.ndar
 
 def mcnemar(champion: np.ndarray, challenger: np.ndarray, alpha: float = 0.05) -> Difference:
     """Difference of two paired proportions: McNemar's test (statsmodels; exact binomial when fewer
-    than 25 pairs disagree) for the p-value, and the Wald interval for paired proportions."""
+    than 25 pairs disagree) for the p-value, and the Agresti-Min interval for paired proportions."""
     from scipy import stats
     from statsmodels.stats.contingency_tables import mcnemar as mcnemar_test
 
@@ -145,15 +145,18 @@ def mcnemar(champion: np.ndarray, challenger: np.ndarray, alpha: float = 0.05) -
     exact = discordant < 25
     test = mcnemar_test([[both, only_champion], [only_challenger, neither]], exact=exact, correction=not exact)
     delta = (only_challenger - only_champion) / n
-    # Var of the paired difference of proportions: ((b + c) - (b - c)^2 / n) / n^2, b and c the two
-    # kinds of discordant pair; only pairs that disagree carry information about the difference.
-    var = (discordant - (only_challenger - only_champion) ** 2 / n) / n**2
+    # Agresti-Min (2005) interval: the Wald interval for paired proportions after adding 1/2 to each of
+    # the four cells. Plain Wald collapses to [0, 0] when no pair disagrees (a tie on 200 items is not
+    # proof of equality) and undercovers with few discordant pairs; the adjusted one does neither.
+    b, c, m = only_champion + 0.5, only_challenger + 0.5, n + 2.0
+    centre = (c - b) / m
+    var = ((b + c) - (c - b) ** 2 / m) / m**2
     half = float(stats.norm.ppf(1 - alpha / 2)) * math.sqrt(max(var, 0.0))
     return Difference(
         method="mcnemar",
         delta=delta,
-        ci_low=max(-1.0, delta - half),
-        ci_high=min(1.0, delta + half),
+        ci_low=max(-1.0, centre - half),
+        ci_high=min(1.0, centre + half),
         n=n,
         p_value=float(test.pvalue),
         note=f"{discordant} discordant pairs ({'exact' if exact else 'chi-square'} test)",

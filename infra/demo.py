@@ -35,7 +35,7 @@ console = Console(highlight=False)
 
 
 def step(text: str) -> None:
-    console.print(f"\n[bold cyan]==> {text}[/]")
+    console.print(f"\n[bold cyan]==> {text}[/]", soft_wrap=True)
 
 
 def main() -> int:
@@ -88,7 +88,9 @@ def main() -> int:
         console.print(f"  {name:18s} {verdict.get(code, f'[red]ERROR[/] (exit {code})')}")
     step("Promotion gate (gates/default.yaml), champion vs challenger")
     for name, (code, path) in gates.items():
-        console.print(f"  {name:18s} {verdict.get(code, f'[red]ERROR[/] (exit {code})')}   {path}/report.md")
+        console.print(
+            f"  {name:18s} {verdict.get(code, f'[red]ERROR[/] (exit {code})')}   {path}/report.md", soft_wrap=True
+        )
     console.print(
         "\nWhere to look:\n"
         "  aire ui            # MLflow UI at http://127.0.0.1:5000 (experiment 'aire': both runs, their metrics,\n"
@@ -141,7 +143,7 @@ def release(aire: Callable[..., int], reports: Path) -> dict[str, tuple[int, Pat
             alias,
             "--force",
             "--reason",
-            "demo: the model production already serves",
+            "demo: what production serves today",
         )
     for name, decision in decisions.items():
         if decision["verdict"] != "PASS":

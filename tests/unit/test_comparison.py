@@ -114,3 +114,22 @@ def test_nan_pairs_are_dropped_and_bad_shapes_refused() -> None:
     assert paired_t(a, b).n == 2
     with pytest.raises(ValueError):
         paired_t(np.ones(3), np.ones(4))
+
+
+def test_mcnemar_interval_does_not_collapse_when_no_pair_disagrees() -> None:
+    same = np.ones(200)
+    d = mcnemar(same, same)
+    assert d.delta == 0.0 and d.ci_low < -0.005 and d.ci_high > 0.005  # a tie on 200 items is not proof
+
+
+def test_mcnemar_interval_covers_with_few_discordant_pairs() -> None:
+    """Near 100% accuracy (the regime of a good model) the plain Wald interval undercovers."""
+    rng = np.random.default_rng(41)
+    sims, covered = 2000, 0
+    for _ in range(sims):
+        u = rng.random(150)
+        v = np.where(rng.random(150) < 0.7, u, rng.random(150))
+        a, b = (u < 0.97).astype(float), (v < 0.95).astype(float)
+        d = mcnemar(a, b)
+        covered += d.ci_low <= -0.02 <= d.ci_high
+    assert covered / sims >= 0.95 - 3 * np.sqrt(0.05 * 0.95 / sims)
