@@ -46,6 +46,7 @@ ui: install
 bench: install
 	$(BIN)/aire models build
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/sequential.py
 
 lint: install
 	$(BIN)/ruff check .
