@@ -133,6 +133,32 @@ def _resume_key(suite: Suite, endpoint: EndpointConfig, sample_ids: list[str]) -
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def load_suite_with_evaluators(
+    settings: Settings, suite: str, limit: int | None = None
+) -> tuple[Suite, dict[str, Any]]:
+    """The suite's samples, and its evaluators bound (options validated) by metric key."""
+    bound: dict[str, Any] = {}
+
+    def bind(ref: EvaluatorRef, spec_path: Path, field_prefix: str) -> None:
+        bound[ref.key] = bind_evaluator(ref, spec_path, field_prefix)
+
+    loaded = load_suite(
+        suite,
+        settings.datasets_dir,
+        limit=limit,
+        cache_root=settings.resolved_home() / "cache" / "datasets",
+        validate_evaluator=bind,
+    )
+    return loaded, bound
+
+
+async def check_endpoints(settings: Settings, *endpoints: EndpointConfig) -> None:
+    """Fail fast, in one line, when an endpoint is down or does not serve its model."""
+    for ep in endpoints:
+        async with EndpointClient(ep, timeout_s=min(settings.request_timeout_s, 10.0)) as client:
+            await client.check()
+
+
 async def preflight(
     settings: Settings,
     *,
@@ -151,8 +177,7 @@ async def preflight(
         settings.datasets_dir,
         validate_evaluator=lambda ref, path, prefix: bind_evaluator(ref, path, prefix),
     )
-    async with EndpointClient(ep, timeout_s=min(settings.request_timeout_s, 10.0)) as client:
-        await client.check()
+    await check_endpoints(settings, ep)
 
 
 async def prepare(
@@ -171,20 +196,8 @@ async def prepare(
     Every user error surfaces here, before a single row is written.
     """
     ep = resolve_endpoint(settings, endpoint, base_url, model)
-    bound: dict[str, Any] = {}
-
-    def bind(ref: EvaluatorRef, spec_path: Path, field_prefix: str) -> None:
-        bound[ref.key] = bind_evaluator(ref, spec_path, field_prefix)
-
-    loaded = load_suite(
-        suite,
-        settings.datasets_dir,
-        limit=limit,
-        cache_root=settings.resolved_home() / "cache" / "datasets",
-        validate_evaluator=bind,
-    )
-    async with EndpointClient(ep, timeout_s=min(settings.request_timeout_s, 10.0)) as client:
-        await client.check()
+    loaded, bound = load_suite_with_evaluators(settings, suite, limit)
+    await check_endpoints(settings, ep)
 
     from aire.store import Store
 

@@ -30,7 +30,7 @@ from aire.endpoints import EndpointClient, request_fingerprint
 from aire.errors import ConfigError
 from aire.gate import Counts, Decision, Policy, RuleResult, Verdict, decide, load_policy
 from aire.model import Completion, GenerationParams, Sample
-from aire.offline import bind_evaluator, code_version, resolve_endpoint
+from aire.offline import bind_evaluator, check_endpoints, code_version, load_suite_with_evaluators, resolve_endpoint
 from aire.progress import reporter
 from aire.sequential import Look, SequentialInfo
 from aire.settings import Settings
@@ -126,19 +126,31 @@ async def preflight_shadow(
     from aire.suites import inspect_suite
     from aire.traffic import load_traffic
 
-    if (suite is None) == (traffic is None):
-        raise ConfigError("give exactly one of --suite or --traffic", field="suite")
-    load_policy(Path(policy))
-    if champion == challenger:
-        raise ConfigError("champion and challenger are the same endpoint", field="challenger")
-    endpoints = [resolve_endpoint(settings, name, None, None) for name in (champion, challenger)]
+    _, endpoints = _policy_and_endpoints(settings, policy, champion, challenger, suite, traffic)
     if suite is not None:
         inspect_suite(suite, settings.datasets_dir, validate_evaluator=bind_evaluator)
     else:
         load_traffic(Path(traffic), GenerationParams())  # type: ignore[arg-type]
-    for ep in endpoints:
-        async with EndpointClient(ep, timeout_s=min(settings.request_timeout_s, 10.0)) as client:
-            await client.check()
+    await check_endpoints(settings, *endpoints.values())
+
+
+def _policy_and_endpoints(
+    settings: Settings,
+    policy: str | Path,
+    champion: str,
+    challenger: str,
+    suite: str | None,
+    traffic: str | Path | None,
+) -> tuple[tuple[Policy, str], dict[str, EndpointConfig]]:
+    if (suite is None) == (traffic is None):
+        raise ConfigError("give exactly one of --suite or --traffic", field="suite")
+    loaded_policy = load_policy(Path(policy))
+    if champion == challenger:
+        raise ConfigError("champion and challenger are the same endpoint", field="challenger")
+    return loaded_policy, {
+        "champion": resolve_endpoint(settings, champion, None, None),
+        "challenger": resolve_endpoint(settings, challenger, None, None),
+    }
 
 
 async def prepare_shadow(
@@ -160,34 +172,15 @@ async def prepare_shadow(
     registered_model: str | None = None,
 ) -> ShadowPlan:
     """Validate every input and check both endpoints before a single row is written."""
-    from aire.suites import load_suite
     from aire.traffic import load_traffic
 
-    if (suite is None) == (traffic is None):
-        raise ConfigError("give exactly one of --suite or --traffic", field="suite")
-    policy_obj, policy_sha = load_policy(Path(policy))
-    endpoints = {
-        "champion": resolve_endpoint(settings, champion, None, None),
-        "challenger": resolve_endpoint(settings, challenger, None, None),
-    }
-    if champion == challenger:
-        raise ConfigError("champion and challenger are the same endpoint", field="challenger")
+    (policy_obj, policy_sha), endpoints = _policy_and_endpoints(settings, policy, champion, challenger, suite, traffic)
     evaluators: dict[str, Any] = {}
     agreement: dict[str, Any] = {}
     higher: dict[str, bool] = {}
     group_field: str | None = None
     if suite is not None:
-
-        def bind(ref: Any, spec_path: Path, prefix: str) -> None:
-            evaluators[ref.key] = bind_evaluator(ref, spec_path, prefix)
-
-        loaded = load_suite(
-            suite,
-            settings.datasets_dir,
-            limit=limit,
-            cache_root=settings.resolved_home() / "cache" / "datasets",
-            validate_evaluator=bind,
-        )
+        loaded, evaluators = load_suite_with_evaluators(settings, suite, limit)
         samples = list(loaded.samples)
         generation = {s.id: loaded.spec.generation for s in samples}
         source_name, source_version = loaded.name, loaded.version
@@ -209,9 +202,7 @@ async def prepare_shadow(
     random.Random(seed).shuffle(samples)
     cap = min(max_samples or len(samples), len(samples))
 
-    for ep in endpoints.values():
-        async with EndpointClient(ep, timeout_s=min(settings.request_timeout_s, 10.0)) as client:
-            await client.check()
+    await check_endpoints(settings, *endpoints.values())
 
     from aire.store import Store
 
