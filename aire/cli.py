@@ -28,8 +28,10 @@ app = typer.Typer(
 )
 run_app = typer.Typer(help="Run an evaluation flow.", no_args_is_help=True)
 models_app = typer.Typer(help="Build the tiny local models used by the demo and tests.", no_args_is_help=True)
+incidents_app = typer.Typer(help="Incidents opened by the monitor; `clear` re-allows promoting a version.")
 app.add_typer(run_app, name="run")
 app.add_typer(models_app, name="models")
+app.add_typer(incidents_app, name="incidents")
 
 
 @run_app.command("offline")
@@ -331,6 +333,52 @@ def history_cmd(model: Annotated[str, typer.Argument(help="Registered model name
             m.actor,
         )
     console.print(table)
+
+
+@incidents_app.callback(invoke_without_command=True)
+def incidents_cmd(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Option(help="Only this registered model.")] = None,
+    open_only: Annotated[bool, typer.Option("--open", help="Only open incidents.")] = False,
+) -> None:
+    """List incidents (newest last)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.table import Table
+
+    from aire.console import console
+    from aire.incidents import list_incidents
+    from aire.store import Store
+
+    rows = list_incidents(Store(get_settings().resolved_store_url), model, include_cleared=not open_only)
+    table = Table(title="incidents", title_justify="left")
+    for col in ("id", "opened (UTC)", "model", "version", "severity", "status", "rolled back to", "summary"):
+        table.add_column(col)
+    for i in rows:
+        table.add_row(
+            f"#{i.id}",
+            i.opened_at.strftime("%Y-%m-%d %H:%M:%S"),
+            i.model,
+            i.version,
+            i.severity,
+            i.status if i.status == "cleared" else f"[red]{i.status}[/]",
+            i.rolled_back_to or "-",
+            i.summary,
+        )
+    console.print(table)
+
+
+@incidents_app.command("clear")
+def incidents_clear(
+    incident_id: Annotated[int, typer.Argument(help="Incident id.")],
+    reason: Annotated[str, typer.Option(help="Why it is safe again (recorded).")] = "",
+) -> None:
+    """Close an incident: its version may be promoted again (the circuit breaker resets)."""
+    from aire.incidents import clear
+    from aire.store import Store
+
+    incident = clear(Store(get_settings().resolved_store_url), incident_id, reason)
+    typer.echo(f"incident #{incident.id} cleared: v{incident.version} of {incident.model} may be promoted again")
 
 
 @app.command("evaluators")

@@ -95,6 +95,7 @@ def promote(
     verdict: str | None,
     force: bool = False,
     reason: str = "",
+    actor: str | None = None,
 ) -> Move | None:
     """Point ``alias`` at ``version``. Returns the recorded move, or None when it already pointed there.
 
@@ -106,6 +107,9 @@ def promote(
         raise PromotionRefused(f"refusing to move '{alias}' of {model} to v{version}: verdict {verdict or 'none'}")
     if force and not reason.strip():
         raise InputError("--force needs --reason: forced promotions are audited", field="reason")
+    from aire.incidents import check_breaker
+
+    check_breaker(store, model, version)  # even --force: an open incident must be cleared first
     previous = current(settings, model, alias)
     if previous == version:
         return None
@@ -122,7 +126,7 @@ def promote(
             verdict=verdict,
             forced=force,
             reason=reason,
-            actor=getpass.getuser(),
+            actor=actor or getpass.getuser(),
             at=datetime.now(UTC),
         )
         session.add(row)

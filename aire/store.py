@@ -123,6 +123,30 @@ class AliasMove(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
+class IncidentRow(Base):
+    """A breach found by the monitor. ``open_key`` is ``model:version`` while open and NULL once
+    cleared: the unique constraint lets only one open incident exist per version, which is what makes
+    two monitor runs on one breach open it (and roll back) once."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    open_key: Mapped[str | None] = mapped_column(String(300), unique=True, nullable=True)
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    rolled_back_to: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    actuator: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    cleared_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    clear_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 @dataclass
 class SampleResult:
     """One finished sample, as handed to the writer."""
