@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     mlflow_experiment: str = "aire"
     registered_model: str = Field("aire-model", description="MLflow registered model the gate registers versions in.")
     actuator: str = Field("dry-run", description="Rollback actuator: dry-run, webhook:URL or shell:COMMAND.")
+    pushgateway: str | None = Field(None, description="Prometheus pushgateway the monitor pushes SLIs to.")
     gate_policy: Path = Field(Path("gates/default.yaml"), description="Default policy of `aire gate`.")
     concurrency: int = Field(16, ge=1, le=1024)
     request_timeout_s: float = Field(60.0, gt=0)

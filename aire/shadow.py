@@ -249,7 +249,9 @@ async def prepare_shadow(
             suite_version=source_version,
             endpoint=ep.name,
             served_model=ep.model,
-            params={**params, "arm": arm},
+            # The arm's identity at the top level, as offline runs have it: the monitor finds the
+            # baseline of a production version by its weights digest.
+            params={**params, "arm": arm, **{k: v for k, v in ep.identity().items() if v is not None}},
             n_samples=len(samples),
         )
         runs[arm] = run.id

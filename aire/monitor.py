@@ -1,0 +1,472 @@
+"""Post-deploy monitoring of the version that holds ``production``: the engine steps of the
+``monitor`` flow.
+
+resolve_production()  registry alias -> version -> the endpoint serving it (aire.yaml)
+canary()              a rotating subset of the golden suite against production, compared pairwise
+                      with the same inputs' scores recorded when that version was evaluated (one-sided
+                      non-inferiority and floors: the gate's statistics and policy)
+check_traffic()       the production logs of the current window: Great Expectations validation, then
+                      drift vs the reference window (aire.drift), then SLO burn rates (aire.slo)
+respond()             a breach (canary FAIL, or a page-severity SLO burn) opens an incident and rolls
+                      production back (aire.incidents); everything is recorded in an MLflow run and
+                      exported for Prometheus
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from aire.config import EndpointConfig, load_config
+from aire.errors import AireError
+from aire.gate import Policy, Verdict, decide, load_policy
+from aire.settings import Settings
+
+
+class MonitorError(AireError):
+    """The monitor cannot run: no production alias, no endpoint for it."""
+
+
+class CanaryResult(BaseModel):
+    suite: str
+    n: int
+    verdict: Verdict
+    reasons: list[str]
+    accuracy: dict[str, float]  # metric -> production now
+    baseline: dict[str, float]  # metric -> the same inputs when the version was evaluated
+    delta: dict[str, tuple[float, float, float]]  # metric -> (value, ci_low, ci_high)
+    baseline_run: str | None
+    offset: int  # where in the suite this run's rotating subset starts
+
+
+class TrafficResult(BaseModel):
+    n_current: int
+    n_reference: int
+    validation: dict[str, Any]  # ValidationReport, as JSON
+    drift: dict[str, Any] | None  # DriftReport, as JSON; None when there was too little data
+    slo: dict[str, Any] | None
+    drifted: list[str] = Field(default_factory=list)
+    slo_firing: list[str] = Field(default_factory=list)  # "slo/severity"
+    markdown: str = ""
+
+
+class MonitorResult(BaseModel):
+    model: str
+    version: str
+    endpoint: str
+    canary: CanaryResult | None
+    traffic: TrafficResult | None
+    breach: bool
+    reasons: list[str]
+    incident_id: int | None = None
+    rolled_back_to: str | None = None
+    incident_was_open: bool = False
+    mlflow_run_id: str | None = None
+    report: str = ""
+
+
+# --------------------------------------------------------------------------------------- production
+def resolve_production(settings: Settings, model: str) -> tuple[str, EndpointConfig]:
+    from mlflow.exceptions import MlflowException
+
+    from aire.registry import current
+    from aire.tracking import client
+
+    version = current(settings, model, "production")
+    if version is None:
+        raise MonitorError(f"{model} has no 'production' alias: promote a version first (aire promote)")
+    try:
+        tags = client(settings).get_model_version(model, version).tags
+    except MlflowException as exc:
+        raise MonitorError(f"cannot read v{version} of {model}: {exc}") from None
+    name = tags.get("endpoint")
+    if not name:
+        raise MonitorError(f"v{version} of {model} has no 'endpoint' tag: register it with aire gate")
+    return version, load_config(settings.config, settings.models_dir).endpoint(name)
+
+
+# ------------------------------------------------------------------------------------------- canary
+def find_baseline(store: Any, suite: str, endpoint: EndpointConfig) -> Any:
+    """The newest finished run of ``suite`` whose served weights are this endpoint's (by digest, else
+    by served model and URL): the scores the version had when it was evaluated."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from aire.store import FINISHED, RunRow
+
+    digest = endpoint.resolved_digest()
+    with Session(store.engine) as session:
+        runs = session.scalars(
+            select(RunRow)
+            .where(RunRow.suite == suite, RunRow.status == FINISHED, RunRow.kind != "canary")
+            .order_by(RunRow.finished_at.desc())
+        ).all()
+    for run in runs:
+        p = run.params
+        if digest and p.get("weights_digest") == digest:
+            return run
+        if not digest and (p.get("served_model"), p.get("base_url")) == (endpoint.model, endpoint.base_url):
+            return run
+    return None
+
+
+def _canary_policy(policy: Policy, n: int) -> Policy:
+    """The gate policy's quality rules (latency is the SLOs' job here), with n_min no larger than the canary."""
+    rules = [r for r in policy.rules if not r.metric.startswith("latency/")]
+    return policy.model_copy(update={"rules": rules, "n_min": min(policy.n_min, n)})
+
+
+async def canary(
+    settings: Settings,
+    *,
+    model: str,
+    endpoint: EndpointConfig,
+    suite: str,
+    policy_path: Path,
+    size: int,
+) -> CanaryResult | None:
+    """None when no baseline exists for this version (nothing to compare with: reported, no breach)."""
+    from aire.endpoints import EndpointClient
+    from aire.evidence import PairedData, compare
+    from aire.gate import Counts
+    from aire.offline import check_endpoints, load_suite_with_evaluators
+    from aire.store import FINISHED, SampleResult, Store
+
+    policy, _ = load_policy(policy_path)
+    loaded, evaluators = load_suite_with_evaluators(settings, suite)
+    store = Store(settings.resolved_store_url)
+    base_run = find_baseline(store, loaded.name, endpoint)
+    if base_run is None:
+        return None
+    baseline = {r.sample_id: r for r in store.results(base_run.id) if r.error_type is None}
+    by_id = {s.id: s for s in loaded.samples}
+    ids = sorted(i for i in baseline if i in by_id)
+    if not ids:
+        return None
+    # Rotate through the suite, one subset per run, so production is probed on all of it over time.
+    n_before = _count_canaries(store, loaded.name, endpoint.name)
+    size = min(size, len(ids))
+    offset = (n_before * size) % len(ids)
+    chosen = [ids[(offset + i) % len(ids)] for i in range(size)]
+    await check_endpoints(settings, endpoint)
+    run = store.create_run(
+        kind="canary",
+        resume_key=uuid.uuid4().hex,  # a canary is a point-in-time probe: never resumed
+        suite=loaded.name,
+        suite_version=loaded.version,
+        endpoint=endpoint.name,
+        served_model=endpoint.model,
+        params={"model": model, "offset": offset, "baseline_run": base_run.id, **endpoint.identity()},
+        n_samples=size,
+    )
+    results: dict[str, dict[str, float]] = {}
+    async with EndpointClient(
+        endpoint,
+        concurrency=settings.concurrency,
+        timeout_s=settings.request_timeout_s,
+        max_attempts=settings.max_attempts,
+    ) as client:
+
+        async def one(sid: str) -> SampleResult:
+            sample = by_id[sid]
+            completion = await client.generate(sample, loaded.spec.generation)
+            scores = {k: await ev.score(sample, completion) for k, ev in evaluators.items()}
+            results[sid] = {k: s.value for k, s in scores.items()} if completion.ok else {}
+            return SampleResult(sample=sample, completion=completion, scores=scores)
+
+        done = await asyncio.gather(*(one(s) for s in chosen))
+    with store.writer(run.id, lambda s: "") as writer:
+        for r in done:
+            writer.put(r)
+    store.set_status(run.id, FINISHED)
+
+    paired = [sid for sid in chosen if results[sid]]
+    quality = {
+        f"{k}/mean": (
+            np.array([baseline[sid].scores.get(k, math.nan) for sid in paired]),
+            np.array([results[sid].get(k, math.nan) for sid in paired]),
+            ev.spec.higher_is_better,
+        )
+        for k, ev in evaluators.items()
+    }
+    counts = Counts(n_pairs=len(paired), n_errors=size - len(paired))
+    comparison = compare(PairedData(ids=paired, quality=quality, counts=counts), alpha=policy.alpha, latency=False)
+    decision = decide(_canary_policy(policy, size), comparison.evidence(set()), counts)
+    metrics = comparison.metrics
+    return CanaryResult(
+        suite=loaded.name,
+        n=len(paired),
+        verdict=decision.verdict,
+        reasons=decision.reasons,
+        accuracy={k: m.evidence.challenger.value for k, m in metrics.items() if m.evidence.challenger},
+        baseline={k: m.evidence.champion.value for k, m in metrics.items() if m.evidence.champion},
+        delta={
+            k: (m.evidence.delta.value, m.evidence.delta.ci_low, m.evidence.delta.ci_high)
+            for k, m in metrics.items()
+            if m.evidence.delta
+        },
+        baseline_run=base_run.id,
+        offset=offset,
+    )
+
+
+def _count_canaries(store: Any, suite: str, endpoint: str) -> int:
+    from sqlalchemy import func, select
+
+    from aire.store import RunRow
+
+    with store.engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(RunRow)
+                .where(RunRow.kind == "canary", RunRow.suite == suite, RunRow.endpoint == endpoint)
+            ).scalar_one()
+        )
+
+
+# ------------------------------------------------------------------------------------------ traffic
+def check_traffic(
+    log_dir: Path,
+    *,
+    now: datetime,
+    window: timedelta,
+    reference: timedelta,
+    endpoint: str | None = None,
+    embeddings: bool = True,
+    alpha: float = 0.05,
+) -> TrafficResult | None:
+    """Validate, drift-test and SLO-check the logs; None when there are no log files at all."""
+    from aire.drift import detect_drift
+    from aire.logs import read_logs
+    from aire.slo import DEFAULT_SLOS, evaluate_slos
+    from aire.validation import valid_rows, validate_logs
+
+    files = sorted(log_dir.glob("*.jsonl")) if log_dir.is_dir() else []
+    if not files:
+        return None
+    current = read_logs(files, since=now - window, until=now)
+    ref = read_logs(files, since=now - window - reference, until=now - window)
+    report = validate_logs(current)
+    cur_ok = valid_rows(current, report)
+    ref_ok = valid_rows(ref, validate_logs(ref))
+    if endpoint is not None:
+        cur_ok, ref_ok = cur_ok[cur_ok["endpoint"] == endpoint], ref_ok[ref_ok["endpoint"] == endpoint]
+    drift = detect_drift(ref_ok, cur_ok, alpha=alpha, embeddings=embeddings) if len(ref_ok) and len(cur_ok) else None
+    # Burn rates look back up to three days.
+    history = read_logs(files, since=now - timedelta(days=3), until=now)
+    hist_ok = valid_rows(history, validate_logs(history))
+    if endpoint is not None:
+        hist_ok = hist_ok[hist_ok["endpoint"] == endpoint]
+    slo = evaluate_slos(hist_ok, DEFAULT_SLOS, now) if len(hist_ok) else None
+    parts = ["## Traffic validation (Great Expectations)", "", report.markdown()]
+    if drift is not None:
+        parts += ["## Drift (reference vs current window)", "", drift.markdown()]
+    if slo is not None:
+        parts += ["## SLO burn rates", "", slo.markdown()]
+    return TrafficResult(
+        n_current=len(current.frame),
+        n_reference=len(ref.frame),
+        validation=report.model_dump(mode="json"),
+        drift=None if drift is None else drift.model_dump(mode="json"),
+        slo=None if slo is None else slo.model_dump(mode="json"),
+        drifted=[] if drift is None else [f.feature for f in drift.features if f.drifted],
+        slo_firing=[] if slo is None else [f"{a.slo}/{a.severity}" for a in slo.firing],
+        markdown="\n".join(parts),
+    )
+
+
+# ------------------------------------------------------------------------------------------ respond
+def breaches(canary_result: CanaryResult | None, traffic: TrafficResult | None) -> list[str]:
+    """What warrants an incident and a rollback. Drift and bad rows are reported but page nobody on
+    their own: a new kind of traffic is not a broken model."""
+    out = []
+    if canary_result is not None and canary_result.verdict is Verdict.FAIL:
+        out.append("canary: " + "; ".join(canary_result.reasons))
+    if traffic is not None:
+        out += [f"SLO burn: {f}" for f in traffic.slo_firing if f.endswith("/page")]
+    return out
+
+
+def markdown_report(result: MonitorResult, traffic_md: str) -> str:
+    lines = [f"# Monitor: {result.model} v{result.version} at {result.endpoint}", ""]
+    lines.append(
+        f"**{'BREACH' if result.breach else 'healthy'}**" + (f": {'; '.join(result.reasons)}" if result.reasons else "")
+    )
+    if result.incident_id is not None:
+        moved = f", production rolled back to v{result.rolled_back_to}" if result.rolled_back_to else ""
+        seen = " (already open: handled by an earlier run)" if result.incident_was_open else ""
+        lines.append(f"\nIncident #{result.incident_id}{seen}{moved}.")
+    c = result.canary
+    lines += ["", "## Canary", ""]
+    if c is None:
+        lines.append("No baseline recorded for this version on the suite: nothing to compare with.")
+    else:
+        lines += [
+            f"Suite `{c.suite}`, {c.n} inputs from offset {c.offset}, baseline run `{c.baseline_run}`: "
+            f"**{c.verdict.value}**",
+            "",
+            "| metric | baseline | now | delta [95% CI] |",
+            "|---|---:|---:|---|",
+        ]
+        for k, (v, lo, hi) in c.delta.items():
+            lines.append(
+                f"| `{k}` | {c.baseline.get(k, math.nan):.3f} | {c.accuracy.get(k, math.nan):.3f} "
+                f"| {v:+.3f} [{lo:+.3f}, {hi:+.3f}] |"
+            )
+    lines += ["", traffic_md or "## Traffic\n\nNo production logs found."]
+    return "\n".join(lines) + "\n"
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def respond_and_record(
+    settings: Settings,
+    *,
+    model: str,
+    version: str,
+    endpoint: EndpointConfig,
+    canary_result: CanaryResult | None,
+    traffic: TrafficResult | None,
+) -> MonitorResult:
+    """Open an incident and roll back on a breach; record the run in MLflow and for Prometheus."""
+    from aire.incidents import RollbackError, respond, update_incident
+    from aire.store import Store
+
+    store = Store(settings.resolved_store_url)
+    reasons = breaches(canary_result, traffic)
+    result = MonitorResult(
+        model=model,
+        version=version,
+        endpoint=endpoint.name,
+        canary=canary_result,
+        traffic=traffic,
+        breach=bool(reasons),
+        reasons=reasons,
+    )
+    rollback_error: str | None = None
+    if reasons:
+        evidence = {
+            "canary": None if canary_result is None else canary_result.model_dump(mode="json"),
+            "slo_firing": [] if traffic is None else traffic.slo_firing,
+            "drifted": [] if traffic is None else traffic.drifted,
+        }
+        try:
+            incident, moved = respond(
+                settings,
+                store,
+                model=model,
+                version=version,
+                severity="page",
+                summary=reasons[0][:300],
+                evidence=evidence,
+                roll_back=True,
+            )
+            result.incident_id, result.rolled_back_to, result.incident_was_open = incident.id, moved, moved is None
+        except RollbackError as exc:
+            rollback_error = str(exc)
+            from aire.incidents import open_for
+
+            opened = open_for(store, model, version)
+            result.incident_id = None if opened is None else opened.id
+            result.reasons.append(f"rollback impossible: {exc}")
+    result.report = markdown_report(result, "" if traffic is None else traffic.markdown)
+    result.mlflow_run_id = _record(settings, result)
+    if result.incident_id is not None and not result.incident_was_open:
+        update_incident(store, result.incident_id, mlflow_run_id=result.mlflow_run_id)
+    _export(settings, result)
+    if rollback_error is not None:
+        from aire.incidents import RollbackError as _RollbackError
+
+        raise _RollbackError(f"{rollback_error} (incident #{result.incident_id}, MLflow run {result.mlflow_run_id})")
+    return result
+
+
+def _record(settings: Settings, result: MonitorResult) -> str:
+    from mlflow.entities import Metric, RunTag
+
+    from aire.tracking import _start_run
+
+    tags = {
+        "aire.kind": "monitor",
+        "aire.model": result.model,
+        "aire.version": result.version,
+        "aire.breach": str(result.breach).lower(),
+    }
+    if result.incident_id is not None:
+        tags["aire.incident"] = str(result.incident_id)
+    mc, run_id = _start_run(settings, f"monitor: {result.model} v{result.version}", tags)
+    try:
+        now = int(datetime.now(UTC).timestamp() * 1000)
+        metrics = {f"canary/{k}": v for k, v in (result.canary.accuracy if result.canary else {}).items()}
+        metrics |= {f"canary_delta/{k}": v[0] for k, v in (result.canary.delta if result.canary else {}).items()}
+        if result.traffic is not None:
+            metrics["traffic/n_current"] = result.traffic.n_current
+            metrics["traffic/bad_fraction"] = _bad_fraction(result.traffic)
+            for f in (result.traffic.drift or {}).get("features", []):
+                if f.get("p_adjusted") is not None:
+                    metrics[f"drift_p/{f['feature']}"] = f["p_adjusted"]
+        mc.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and math.isfinite(v)],
+            tags=[RunTag("aire.reasons", "; ".join(result.reasons)[:5000])],
+        )
+        mc.log_text(run_id, result.report, "report.md")
+        mc.log_dict(run_id, result.model_dump(mode="json", exclude={"report"}), "monitor.json")
+        mc.set_terminated(run_id, "FINISHED")
+    except Exception:
+        mc.set_terminated(run_id, "FAILED")
+        raise
+    return run_id
+
+
+def _bad_fraction(traffic: TrafficResult) -> float:
+    v = traffic.validation
+    n = v.get("n_rows", 0) + len(v.get("unparseable", []))
+    return (v.get("n_bad_rows", 0) / n) if n else 0.0
+
+
+def _export(settings: Settings, result: MonitorResult) -> None:
+    """SLIs for Prometheus: a textfile under <home>/metrics (served by ``aire metrics``), and the
+    pushgateway when one is configured."""
+    from aire.incidents import list_incidents
+    from aire.metrics_export import MonitorMetrics
+    from aire.store import Store
+
+    metrics = MonitorMetrics()
+    c, t = result.canary, result.traffic
+    main_metric = next(iter(c.accuracy), None) if c else None
+    drift: dict[str, tuple[bool, float]] = {}
+    burn: dict[tuple[str, str], float] = {}
+    if t is not None:
+        for f in (t.drift or {}).get("features", []):
+            if f.get("p_adjusted") is not None:
+                drift[f["feature"]] = (bool(f["drifted"]), float(f["p_adjusted"]))
+        for slo in (t.slo or {}).get("alerts", []):
+            burn[(slo["slo"], f"{slo['long_window']}")] = float(slo["burn_long"])
+    metrics.record(
+        model=result.model,
+        version=result.version,
+        endpoint=result.endpoint,
+        accuracy=None if main_metric is None else c.accuracy[main_metric],  # type: ignore[union-attr]
+        accuracy_delta=None if main_metric is None or main_metric not in c.delta else c.delta[main_metric][0],  # type: ignore[union-attr]
+        error_ratio=None if t is None else _bad_fraction(t),
+        burn=burn,
+        drift=drift,
+        incidents_open=len(list_incidents(Store(settings.resolved_store_url), result.model, include_cleared=False)),
+        outcome="breach" if result.breach else "ok",
+    )
+    path = settings.resolved_home() / "metrics" / "aire.prom"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metrics.write_textfile(path)
+    if settings.pushgateway:
+        metrics.push(settings.pushgateway)
