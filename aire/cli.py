@@ -381,6 +381,123 @@ def incidents_clear(
     typer.echo(f"incident #{incident.id} cleared: v{incident.version} of {incident.model} may be promoted again")
 
 
+@app.command("monitor")
+def monitor_cmd(
+    model: Annotated[str | None, typer.Option(help="Registered model. [default: AIRE_REGISTERED_MODEL]")] = None,
+    suite: Annotated[str, typer.Option(help="Golden suite for the canary.")] = "arith",
+    canary_size: Annotated[int, typer.Option(min=1, help="Inputs per canary run (rotating through the suite).")] = 100,
+    logs: Annotated[Path | None, typer.Option(help="Folder of production JSONL logs. [default: <home>/logs]")] = None,
+    window: Annotated[float, typer.Option(min=1, help="Current window, seconds.")] = 3600.0,
+    reference: Annotated[float, typer.Option(min=1, help="Reference window before it, seconds.")] = 86400.0,
+    embeddings: Annotated[bool, typer.Option(help="Embedding drift with the bundled MiniLM.")] = True,
+) -> None:
+    """One monitor run on the version holding `production`: exit 0 healthy, 1 breach (incident + rollback)."""
+    from aire.console import console
+
+    settings = get_settings()
+    from flows.monitor import monitor
+
+    result = asyncio.run(
+        monitor(
+            model=model,
+            suite=suite,
+            canary_size=canary_size,
+            logs=None if logs is None else str(logs),
+            window_s=window,
+            reference_s=reference,
+            embeddings=embeddings,
+        )
+    )
+    console.print(result.report, soft_wrap=True, markup=False)
+    console.print(f"MLflow run: {result.mlflow_run_id}", soft_wrap=True)
+    if result.incident_id is not None:
+        console.print(f"Incident #{result.incident_id}: aire incidents   (store {settings.resolved_store_url})")
+    raise typer.Exit(EXIT_FAIL if result.breach else EXIT_PASS)
+
+
+@app.command("schedule")
+def schedule_cmd(
+    interval: Annotated[float | None, typer.Option(min=5, help="Run the monitor every N seconds.")] = None,
+    cron: Annotated[str | None, typer.Option(help="Or on a cron schedule, e.g. '*/15 * * * *'.")] = None,
+    model: Annotated[str | None, typer.Option(help="Registered model. [default: AIRE_REGISTERED_MODEL]")] = None,
+    suite: Annotated[str, typer.Option(help="Golden suite for the canary.")] = "arith",
+    canary_size: Annotated[int, typer.Option(min=1)] = 100,
+    window: Annotated[float, typer.Option(min=1, help="Current window, seconds.")] = 3600.0,
+    reference: Annotated[float, typer.Option(min=1, help="Reference window, seconds.")] = 86400.0,
+    embeddings: Annotated[bool, typer.Option()] = True,
+    name: Annotated[str, typer.Option(help="Deployment name.")] = "aire-monitor",
+) -> None:
+    """Serve the monitor flow on a schedule (flow.serve: no work pool). Needs PREFECT_API_URL (aire ui)."""
+    from aire.errors import ConfigError
+
+    if (interval is None) == (cron is None):
+        raise ConfigError("give exactly one of --interval or --cron", field="interval")
+    if not os.environ.get("PREFECT_API_URL"):
+        raise ConfigError(
+            "schedules need a running Prefect server: start one with `aire ui` and export PREFECT_API_URL "
+            "(the temporary server cannot keep a schedule)",
+            field="PREFECT_API_URL",
+        )
+    from flows.monitor import monitor
+
+    params = {
+        "model": model,
+        "suite": suite,
+        "canary_size": canary_size,
+        "window_s": window,
+        "reference_s": reference,
+        "embeddings": embeddings,
+    }
+    typer.echo(
+        f"serving deployment 'monitor/{name}' ({'every ' + str(interval) + ' s' if interval else cron}); Ctrl-C stops"
+    )
+    monitor.serve(name=name, interval=interval, cron=cron, parameters=params)
+
+
+@app.command("traffic")
+def traffic_cmd(
+    endpoint: Annotated[str, typer.Option(help="Endpoint (aire.yaml) to send to.")],
+    file: Annotated[Path, typer.Option(help="Traffic JSONL (prompt or messages per line).")],
+    log: Annotated[Path | None, typer.Option(help="Append logs here. [default: <home>/logs/<endpoint>.jsonl]")] = None,
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=256)] = 8,
+) -> None:
+    """Send a traffic file to an endpoint (127.0.0.1 or your own) and log it like a production gateway."""
+    from aire.offline import resolve_endpoint
+    from aire.replay import replay
+
+    settings = get_settings()
+    ep = resolve_endpoint(settings, endpoint, None, None)
+    path = log or settings.resolved_home() / "logs" / f"{ep.name}.jsonl"
+    n = asyncio.run(replay(settings, ep, file, path, limit=limit, concurrency=concurrency))
+    typer.echo(f"logged {n} requests to {path}")
+
+
+@app.command("metrics")
+def metrics_cmd(
+    port: Annotated[int, typer.Option(min=1024, max=65535)] = 9108,
+    host: Annotated[str, typer.Option(help="Bind address (0.0.0.0 inside the compose network).")] = "127.0.0.1",
+) -> None:
+    """Serve the monitor's latest SLIs (<home>/metrics/aire.prom) on /metrics for Prometheus."""
+    import http.server
+
+    path = get_settings().resolved_home() / "metrics" / "aire.prom"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = path.read_bytes() if path.is_file() else b""
+            self.send_response(200 if self.path.startswith("/metrics") else 404)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    typer.echo(f"serving {path} on http://{host}:{port}/metrics; Ctrl-C stops")
+    http.server.ThreadingHTTPServer((host, port), Handler).serve_forever()
+
+
 @app.command("evaluators")
 def list_evaluators() -> None:
     """List the registered evaluators and their options."""

@@ -34,6 +34,7 @@ import functools
 import math
 import os
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -207,11 +208,11 @@ def features(frame: Any, score_columns: Sequence[str] = ()) -> Any:
     for col in score_columns:
         if col in frame.columns:
             out[col] = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
-    result = pd.DataFrame(out, index=frame.index)
-    for col in CATEGORICAL_FEATURES:
-        if col in result.columns:
-            result[col] = result[col].astype(object)  # keep 0/1 and labels as they are, None as missing
-    return result
+    # object dtype keeps 0/1 as ints and labels as str; pandas would turn [0, 1, None] into floats.
+    columns = {
+        k: pd.Series(v, index=frame.index, dtype=object if k in CATEGORICAL_FEATURES else float) for k, v in out.items()
+    }
+    return pd.DataFrame(columns, index=frame.index)
 
 
 # --- effect sizes and tests -------------------------------------------------------------------------
@@ -280,8 +281,11 @@ def _numeric_test(name: str, ref: np.ndarray, cur: np.ndarray) -> FeatureDrift:
     from scipy import stats
 
     # KS is exact for continuous data and conservative with ties (lengths, token counts): false alarms
-    # stay under alpha either way.
-    ks = stats.ks_2samp(ref, cur)
+    # stay under alpha either way. When scipy's exact p-value does not converge it falls back to the
+    # asymptotic one, which is what we want at these sizes, and warns: not worth a warning per report.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="ks_2samp: Exact calculation unsuccessful")
+        ks = stats.ks_2samp(ref, cur)
     return FeatureDrift(
         feature=name,
         kind="numeric",
@@ -485,9 +489,7 @@ def detect_drift(
     cur_f = features(current, score_columns)
     numeric = [*NUMERIC_FEATURES, *score_columns]
     results: list[FeatureDrift] = []
-    for name in [*NUMERIC_FEATURES[:1], "prompt_charset", *NUMERIC_FEATURES[1:], *CATEGORICAL_FEATURES[1:]]:
-        pass  # order is set below; this keeps the report readable: prompt features first
-    order = [
+    order = [  # prompt features first, then what the model answered
         "prompt_chars",
         "prompt_charset",
         "response_chars",
@@ -546,8 +548,10 @@ def detect_drift(
                 results.append(_skip(name, "embedding", len(ref_t), len(cur_t), reason))
                 continue
             res = embedding_drift(ref_t, cur_t, embed=embedder, n_permutations=n_permutations, seed=seed)
-            used = "" if (res.n_reference, res.n_current) == (len(ref_t), len(cur_t)) else (
-                f"subsampled to {res.n_reference} + {res.n_current} texts; "
+            used = (
+                ""
+                if (res.n_reference, res.n_current) == (len(ref_t), len(cur_t))
+                else (f"subsampled to {res.n_reference} + {res.n_current} texts; ")
             )
             results.append(
                 FeatureDrift(

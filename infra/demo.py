@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -24,9 +25,9 @@ from pathlib import Path
 from rich.console import Console
 
 from aire import services, serving
-from aire.config import load_config
+from aire.config import EndpointConfig, load_config
 from aire.errors import AireError
-from aire.settings import get_settings, quiet_environment
+from aire.settings import Settings, get_settings, quiet_environment
 
 ENDPOINTS = ("champion", "challenger-worse", "challenger-same")
 OFFLINE = ("champion", "challenger-worse")
@@ -56,6 +57,7 @@ def main() -> int:
     started: list[str] = []
     codes: dict[str, int] = {}
     gates: dict[str, tuple[int, Path]] = {}
+    monitored: dict[str, object] = {}
     try:
         step(f"Starting vLLM for {', '.join(ENDPOINTS)} and a Prefect server (about a minute)")
         for info in serving.start_servers(settings, endpoints, progress=console.print):
@@ -71,7 +73,11 @@ def main() -> int:
 
         for name in OFFLINE:
             codes[name] = aire("run", "offline", "--suite", SUITE, "--endpoint", name)
+        reset_incidents(settings)
         gates = release(aire, settings.resolved_home() / "reports")
+        # The switch restarts challenger-same's server: only one this demo started is touched.
+        if gates.get("challenger-same", (3, None))[0] == 0 and "challenger-same" in started:
+            monitored = post_deploy(aire, settings, config.endpoint("challenger-same"), env, aire_bin)
     except AireError as exc:
         console.print(f"[red]error:[/] {exc}")
         return 3
@@ -102,13 +108,97 @@ def main() -> int:
         f"Demo took {time.monotonic() - t0:.0f} s.",
         soft_wrap=True,
     )
+    if monitored:
+        step("After deploy: the scheduled monitor on the silently degraded production")
+        console.print(f"  {monitored['summary']}", soft_wrap=True)
     expected = (
-        codes.get("champion") == 0
+        (not monitored or monitored["rolled_back"] is True)
+        and codes.get("champion") == 0
         and codes.get("challenger-worse") == 1
         and gates.get("challenger-same", (3, None))[0] in (0, 2)
         and gates.get("challenger-worse", (3, None))[0] == 1
     )
     return 0 if expected else 1
+
+
+def reset_incidents(settings: Settings) -> None:
+    """A rerun of the demo replays the story: incidents its last run opened are cleared first (the
+    circuit breaker would otherwise rightly refuse to promote challenger-same again)."""
+    from aire.incidents import clear, list_incidents
+    from aire.store import Store
+
+    store = Store(settings.resolved_store_url)
+    for incident in list_incidents(store, settings.registered_model, include_cleared=False):
+        clear(store, incident.id, "make demo: reset before replaying the story")
+        console.print(f"  cleared incident #{incident.id} of an earlier demo run")
+
+
+def post_deploy(
+    aire: Callable[..., int], settings: Settings, production: EndpointConfig, env: dict[str, str], aire_bin: str
+) -> dict[str, object]:
+    """Production traffic, then a silent switch of production's weights, then the scheduled monitor."""
+    from aire.registry import current
+
+    traffic = str(Path(__file__).resolve().parents[1] / "datasets" / "traffic" / "arith-prod.jsonl")
+    aire("traffic", "--endpoint", production.name, "--file", traffic)
+    before = current(settings, settings.registered_model, "production")
+
+    step(f"Silently switching {production.name} (what production serves) to challenger-worse's weights")
+    assert production.serve is not None
+    swapped = production.model_copy(
+        update={"serve": production.serve.model_copy(update={"model_path": settings.models_dir / "challenger-worse"})}
+    )
+    serving.stop_servers(settings, [production.name])
+    serving.start_servers(settings, [swapped], progress=console.print)
+    switched_at = time.monotonic()
+    console.print("  same URL, same served model name: nothing tells a client it changed")
+    aire("traffic", "--endpoint", production.name, "--file", traffic)
+
+    window = int(time.monotonic() - switched_at) + 10  # the current window holds only post-switch traffic
+    args = ["schedule", "--interval", "30", "--window", str(window), "--reference", "900", "--name", "demo-monitor"]
+    step("aire " + " ".join(args) + "   (served until its first run completes)")
+    proc = subprocess.Popen([aire_bin, *args], env=env, start_new_session=True)
+    try:
+        state = wait_for_scheduled_run(env["PREFECT_API_URL"], "demo-monitor", timeout_s=300)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    aire("incidents")
+    aire("history", settings.registered_model)
+    after = current(settings, settings.registered_model, "production")
+    rolled_back = after != before
+    summary = (
+        f"scheduled monitor run {state}; production v{before} -> v{after} "
+        f"({'rolled back' if rolled_back else 'NOT rolled back'}); details: aire incidents, MLflow run 'monitor: …'"
+    )
+    return {"rolled_back": rolled_back, "summary": summary}
+
+
+def wait_for_scheduled_run(api: str, deployment: str, timeout_s: float) -> str:
+    """The state of the deployment's first finished flow run (polls the Prefect API)."""
+    import json
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(3)
+        req = urllib.request.Request(
+            f"{api}/flow_runs/filter",
+            data=json.dumps({"deployments": {"name": {"any_": [deployment]}}}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req) as resp:
+            finished = [
+                r["state_type"] for r in json.load(resp) if r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")
+            ]
+        if finished:
+            return finished[0]
+    return "not finished in time"
 
 
 def release(aire: Callable[..., int], reports: Path) -> dict[str, tuple[int, Path]]:

@@ -1,0 +1,83 @@
+"""``monitor``: one post-deploy check of the version holding ``production`` (see aire.monitor).
+
+Scheduled by ``aire schedule`` (``flow.serve``: no work pool) or by ``prefect deploy`` with
+infra/prefect.yaml (a process worker, as in the compose stack). Tasks: canary, check-traffic,
+respond-and-record; a breach opens an incident and rolls production back.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import NONE
+
+from aire.config import EndpointConfig
+from aire.monitor import (
+    CanaryResult,
+    MonitorResult,
+    TrafficResult,
+    canary,
+    check_traffic,
+    now_utc,
+    resolve_production,
+    respond_and_record,
+)
+from aire.settings import get_settings
+
+
+@task(name="canary", retries=1, retry_delay_seconds=5, cache_policy=NONE)
+async def canary_task(model: str, endpoint: EndpointConfig, suite: str, policy: Path, size: int) -> CanaryResult | None:
+    return await canary(get_settings(), model=model, endpoint=endpoint, suite=suite, policy_path=policy, size=size)
+
+
+@task(name="check-traffic", cache_policy=NONE)
+def traffic_task(
+    log_dir: Path, window_s: float, reference_s: float, endpoint: str, embeddings: bool
+) -> TrafficResult | None:
+    return check_traffic(
+        log_dir,
+        now=now_utc(),
+        window=timedelta(seconds=window_s),
+        reference=timedelta(seconds=reference_s),
+        endpoint=endpoint,
+        embeddings=embeddings,
+    )
+
+
+@task(name="respond-and-record", cache_policy=NONE)
+def respond_task(
+    model: str,
+    version: str,
+    endpoint: EndpointConfig,
+    canary_result: CanaryResult | None,
+    traffic: TrafficResult | None,
+) -> MonitorResult:
+    return respond_and_record(
+        get_settings(), model=model, version=version, endpoint=endpoint, canary_result=canary_result, traffic=traffic
+    )
+
+
+@flow(name="monitor", log_prints=True)
+async def monitor(
+    model: str | None = None,
+    suite: str = "arith",
+    canary_size: int = 100,
+    logs: str | None = None,
+    window_s: float = 3600.0,
+    reference_s: float = 86400.0,
+    embeddings: bool = True,
+    policy: str | None = None,
+) -> MonitorResult:
+    settings = get_settings()
+    model = model or settings.registered_model
+    version, endpoint = resolve_production(settings, model)
+    log_dir = Path(logs) if logs else settings.resolved_home() / "logs"
+    canary_result = await canary_task(
+        model, endpoint, suite, Path(policy) if policy else settings.gate_policy, canary_size
+    )
+    traffic = traffic_task(log_dir, window_s, reference_s, endpoint.name, embeddings)
+    result = respond_task(model, version, endpoint, canary_result, traffic)
+    print(f"monitor {model} v{version}: {'BREACH: ' + '; '.join(result.reasons) if result.breach else 'healthy'}")
+    return result
