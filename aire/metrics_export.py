@@ -27,10 +27,7 @@ BASE_LABELS = ("model", "version", "endpoint")
 
 def quantile_label(q: str | float) -> str:
     """Prometheus' convention for a quantile label: "0.95", whether given as 0.95, "0.95" or "p95"."""
-    if isinstance(q, str) and q.lower().startswith("p"):
-        value = float(q[1:]) / 100.0
-    else:
-        value = float(q)
+    value = float(q[1:]) / 100.0 if isinstance(q, str) and q.lower().startswith("p") else float(q)
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"quantile {q!r} is not in [0, 1] (or p0..p100)")
     return f"{value:g}"
@@ -82,7 +79,9 @@ class MonitorMetrics:
         )
         self.error_ratio = gauge("aire_error_ratio", "Fraction of bad rows in the current traffic window.")
         self.latency = gauge("aire_latency_ms", "Latency quantile of production traffic, in ms.", "sli", "quantile")
-        self.burn = gauge("aire_slo_burn_rate", "SLO error-budget burn rate over a window (1 = on budget).", "slo", "window")
+        self.burn = gauge(
+            "aire_slo_burn_rate", "SLO error-budget burn rate over a window (1 = on budget).", "slo", "window"
+        )
         self.drift_detected = gauge("aire_drift_detected", "1 when the feature drifted vs the reference.", "feature")
         self.drift_p = gauge("aire_drift_p_value", "Drift test p-value (multiplicity-adjusted).", "feature")
         self.incidents = gauge("aire_incidents_open", "Open incidents of the model.")
@@ -168,9 +167,7 @@ class MonitorMetrics:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_to_textfile(str(path), self.registry)
 
-    def push(
-        self, gateway_url: str, job: str = "aire-monitor", grouping_key: Mapping[str, str] | None = None
-    ) -> None:
+    def push(self, gateway_url: str, job: str = "aire-monitor", grouping_key: Mapping[str, str] | None = None) -> None:
         """Push to a Pushgateway (PUT: replaces the group's metrics). The group defaults to the last
         recorded model and endpoint, so two models' monitors do not overwrite each other's metrics."""
         if grouping_key is None and self._last_key is not None:

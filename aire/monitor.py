@@ -54,6 +54,8 @@ class TrafficResult(BaseModel):
     slo: dict[str, Any] | None
     drifted: list[str] = Field(default_factory=list)
     slo_firing: list[str] = Field(default_factory=list)  # "slo/severity"
+    error_ratio: float | None = None  # failed requests in the current window
+    latency_ms: dict[str, float] = Field(default_factory=dict)  # "sli/p95" -> ms, current window
     markdown: str = ""
 
 
@@ -266,6 +268,13 @@ def check_traffic(
     if endpoint is not None:
         hist_ok = hist_ok[hist_ok["endpoint"] == endpoint]
     slo = evaluate_slos(hist_ok, DEFAULT_SLOS, now) if len(hist_ok) else None
+    ok = cur_ok[cur_ok["status"] == "ok"]
+    latency = {}
+    for sli in ("ttft_ms", "tpot_ms", "e2e_ms"):
+        values = ok[sli].dropna().astype(float)
+        for q in (0.5, 0.95, 0.99):
+            if len(values):
+                latency[f"{sli}/p{round(q * 100)}"] = float(values.quantile(q))
     parts = ["## Traffic validation (Great Expectations)", "", report.markdown()]
     if drift is not None:
         parts += ["## Drift (reference vs current window)", "", drift.markdown()]
@@ -280,6 +289,8 @@ def check_traffic(
         drifted=[] if drift is None else [f.feature for f in drift.features if f.drifted],
         slo_firing=[] if slo is None else [f"{a.slo}/{a.severity}" for a in slo.firing],
         markdown="\n".join(parts),
+        error_ratio=float((cur_ok["status"] == "error").mean()) if len(cur_ok) else None,
+        latency_ms=latency,
     )
 
 
@@ -451,15 +462,17 @@ def _export(settings: Settings, result: MonitorResult) -> None:
         for f in (t.drift or {}).get("features", []):
             if f.get("p_adjusted") is not None:
                 drift[f["feature"]] = (bool(f["drifted"]), float(f["p_adjusted"]))
-        for slo in (t.slo or {}).get("alerts", []):
-            burn[(slo["slo"], f"{slo['long_window']}")] = float(slo["burn_long"])
+        for alert in (t.slo or {}).get("alerts", []):
+            burn[(alert["slo"], alert["long_window"])] = float(alert["burn_long"])
+            burn[(alert["slo"], alert["short_window"])] = float(alert["burn_short"])
     metrics.record(
         model=result.model,
         version=result.version,
         endpoint=result.endpoint,
         accuracy=None if main_metric is None else c.accuracy[main_metric],  # type: ignore[union-attr]
         accuracy_delta=None if main_metric is None or main_metric not in c.delta else c.delta[main_metric][0],  # type: ignore[union-attr]
-        error_ratio=None if t is None else _bad_fraction(t),
+        error_ratio=None if t is None else t.error_ratio,
+        latency={tuple(k.split("/")): v for k, v in t.latency_ms.items()} if t else {},  # type: ignore[misc]
         burn=burn,
         drift=drift,
         incidents_open=len(list_incidents(Store(settings.resolved_store_url), result.model, include_cleared=False)),

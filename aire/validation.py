@@ -104,11 +104,10 @@ def _as_logged_int(v: Any) -> Any:
 
 
 def _condition_label(cond: Any) -> str:
-    if not cond:
-        return ""
+    # The config holds the condition serialised as a dict; render it the way the data team would write it.
     if isinstance(cond, dict) and {"column", "operator", "parameter"} <= cond.keys():
         return f" where {cond['column']['name']} {cond['operator']} {cond['parameter']!r}"
-    return f" where {cond}"
+    return f" where {cond}" if cond else ""
 
 
 def _error(info: Any) -> str | None:
@@ -148,8 +147,7 @@ def _suite(
     import great_expectations.expectations as gxe
     from great_expectations.expectations.row_conditions import Column
 
-    exps: list[Any] = [gxe.ExpectColumnToExist(column=c) for c in COLUMNS]
-    exps += [gxe.ExpectColumnValuesToBeInTypeList(column=RAW + c, type_list=["str"]) for c in STRING_COLUMNS]
+    exps: list[Any] = [gxe.ExpectColumnValuesToBeInTypeList(column=RAW + c, type_list=["str"]) for c in STRING_COLUMNS]
     exps += [gxe.ExpectColumnValuesToBeInTypeList(column=RAW + c, type_list=["int", "float"]) for c in FLOAT_COLUMNS]
     exps += [gxe.ExpectColumnValuesToBeInTypeList(column=RAW + c, type_list=["int"]) for c in INT_COLUMNS]
     exps += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ("id", "ts", "endpoint", "model", "prompt", "status")]
@@ -169,7 +167,7 @@ def _suite(
     if endpoints is not None:
         exps.append(gxe.ExpectColumnValuesToBeInSet(column="endpoint", value_set=list(endpoints)))
     # An expectation on a missing column would only raise; ExpectColumnToExist reports the column once instead.
-    return [e for e in exps if _columns_of(e) <= present]
+    return [*(gxe.ExpectColumnToExist(column=c) for c in COLUMNS), *(e for e in exps if _columns_of(e) <= present)]
 
 
 def _columns_of(exp: Any) -> set[str]:
@@ -216,12 +214,10 @@ def validate_logs(
     frame = batch.frame
     work = _prepare(frame)
     present = {str(c) for c in frame.columns}
-    exps = _suite(
-        present, max_prompt_chars, max_response_chars, allowed_status, allowed_finish_reasons, allowed_endpoints
-    )
-    results = _run_gx(work, exps).results if exps else []
-    files = [str(f) for f in work["_file"]] if "_file" in work else [""] * len(work)
-    lines = [int(n) for n in work["_line"]] if "_line" in work else list(range(1, len(work) + 1))
+    limits = (max_prompt_chars, max_response_chars, allowed_status, allowed_finish_reasons, allowed_endpoints)
+    exps = _suite(present, *limits)
+    results = _run_gx(work, exps).results
+    files, lines = [str(f) for f in work["_file"]], [int(n) for n in work["_line"]]
     outcomes: list[ExpectationOutcome] = []
     found: list[tuple[str, int, str, str, int]] = []  # file, line, column, expectation, position (-1: no row)
     for res in results:
@@ -250,16 +246,10 @@ def validate_logs(
             )
         )
     found.sort(key=lambda p: p[:4])
-    problems = [
-        RowProblem(
-            file=f,
-            line=line,
-            column=col,
-            expectation=exp,
-            value=_show(frame[col].iat[i]) if i >= 0 else "<missing column>",
-        )
-        for f, line, col, exp, i in found[:max_problems]
-    ]
+    problems: list[RowProblem] = []
+    for f, n, c, e, i in found[:max_problems]:
+        value = _show(work[RAW + c].iat[i]) if i >= 0 else "(missing)"
+        problems.append(RowProblem(file=f, line=n, column=c, expectation=e, value=value))
     bad: dict[str, set[int]] = {}
     for f, line, *_ in found:
         if line > 0:
@@ -270,7 +260,7 @@ def validate_logs(
         n_bad_rows=n_bad,
         success=all(o.success for o in outcomes) and not batch.unparseable,
         expectations=outcomes,
-        problems=problems[:max_problems],
+        problems=problems,
         unparseable=list(batch.unparseable),
         bad_lines={f: sorted(v) for f, v in sorted(bad.items())},
     )
@@ -279,8 +269,6 @@ def validate_logs(
 def valid_rows(batch: LogBatch, report: ValidationReport) -> Any:
     """The rows of ``batch`` with no problem (e.g. for drift), keeping their original index."""
     frame = batch.frame
-    if frame.empty or not report.bad_lines:
-        return frame.copy()
     bad = {(f, line) for f, lines in report.bad_lines.items() for line in lines}
     keep = [(str(f), int(line)) not in bad for f, line in zip(frame["_file"], frame["_line"], strict=True)]
     return frame[keep].copy()

@@ -172,7 +172,8 @@ def test_silent_regression_is_caught_and_rolled_back(
 
 
 def test_scheduled_run_executes_the_flow(deployed: dict[str, object], aire_env: Path, prefect_api: str) -> None:
-    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    # The runner polls for due runs every 10 s by default; 1 s keeps the test short.
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
     proc = subprocess.Popen(
         [AIRE, "schedule", "--interval", "5", "--no-embeddings", "--canary-size", "20", "--name", "test-monitor"],
         env=env,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 
 from aire.drift import (
+    charset,
     chi2_homogeneity,
     detect_drift,
     embedding_drift,
@@ -21,6 +23,7 @@ from aire.drift import (
 
 ALPHA = 0.05
 REFUSALS = ("I'm sorry, I can't help with that.", "As an AI, I cannot answer this.", "I am unable to do that.")
+SCORES = ("judge", "relevance", "toxicity", "similarity")
 WORDS = ("the", "answer", "is", "about", "number", "seven", "because", "we", "add", "them", "together")
 
 
@@ -42,6 +45,12 @@ def log_window(
     ``words``: share of ok answers that are sentences (longer, alpha); ``refusal``: share that refuse;
     ``error``: share of failed requests; ``length``: share cut at max_tokens.
     """
+    scores = {
+        "judge": lambda: rng.beta(5, 2),
+        "relevance": lambda: rng.normal(),
+        "toxicity": lambda: rng.exponential(),
+        "similarity": lambda: rng.random(),
+    }
     rows = []
     for i in range(n):
         a, b = int(rng.integers(0, 1000)), int(rng.integers(0, 1000))
@@ -72,6 +81,9 @@ def log_window(
                 "e2e_ms": float(rng.gamma(4, 20)),
                 "prompt_tokens": len(prompt) // 3,
                 "output_tokens": None if response is None else max(1, len(response) // 4),
+                # Continuous scores (e.g. judges) as score columns: unlike lengths, they have no ties, so
+                # their KS tests run at their nominal level and the family needs the Holm correction.
+                **{name: math.nan if response is None else float(draw()) for name, draw in scores.items()},
             }
         )
     return pd.DataFrame(rows)
@@ -96,15 +108,27 @@ def test_features_per_row() -> None:
         }
     )
     f = features(frame, score_columns=["judge"])
-    assert f["prompt_chars"].tolist() == [11.0, 11.0, 2.0]
+    assert f["prompt_chars"].tolist() == [10.0, 11.0, 2.0]
     assert f["prompt_charset"].tolist() == ["mixed", "alpha", "empty"]
-    assert f["response_charset"].tolist()[:2] == ["digits", "mixed"]
+    assert f["response_charset"].tolist()[:2] == ["digits", "alpha"]  # punctuation does not make text mixed
     assert f["refusal"].tolist()[:2] == [0, 1]  # a typographic apostrophe still reads as a refusal
     assert f["finish_reason"].tolist()[:2] == ["stop", "none"]
     # The error row has no response features, whatever its other columns say.
     assert f.loc[2, ["response_charset", "refusal", "finish_reason"]].isna().all()
     assert np.isnan(f.loc[2, "response_chars"]) and np.isnan(f.loc[2, "output_tokens"])
     assert f["judge"].tolist()[0] == 0.5 and np.isnan(f["judge"].tolist()[1])
+
+
+def test_charset() -> None:
+    assert [charset(t) for t in (" 42\n", "Paris.", "3 apples", "-3", "?!", "", " \t")] == [
+        "digits",
+        "alpha",
+        "mixed",
+        "mixed",
+        "mixed",
+        "empty",
+        "empty",
+    ]
 
 
 def test_score_column_with_a_builtin_name_is_refused() -> None:
@@ -170,14 +194,19 @@ def test_planted_shift_is_detected_and_only_there() -> None:
     assert report.markdown().count("**yes**") == 4
 
 
-def test_same_distribution_windows_rarely_alarm() -> None:
-    """Family-wise false-alarm rate after Holm, over all seven feature tests, at most alpha."""
+def test_same_distribution_windows_rarely_alarm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Family-wise false-alarm rate after Holm, over all eleven feature tests, at most alpha."""
+    # statsmodels' Holm runs a full gc.collect() on every call (tens of ms, more in a big process): nothing
+    # for one report, most of the time of 300. The correction itself is unchanged.
+    monkeypatch.setattr("gc.collect", lambda *args: 0)
     rng = np.random.default_rng(3)
     start = time.perf_counter()
     sims, alarms = 300, 0
     per_feature: dict[str, int] = {}
     for _ in range(sims):
-        report = detect_drift(log_window(rng, 150), log_window(rng, 150), embeddings=False, alpha=ALPHA)
+        report = detect_drift(
+            log_window(rng, 150), log_window(rng, 150), embeddings=False, alpha=ALPHA, score_columns=SCORES
+        )
         alarms += report.drifted
         for name in report.drifted_features:
             per_feature[name] = per_feature.get(name, 0) + 1
@@ -291,7 +320,7 @@ def cooking_prompts(rng: np.random.Generator, n: int) -> list[str]:
         templates[int(rng.integers(len(templates)))].format(
             food=foods[int(rng.integers(len(foods)))],
             extra=extras[int(rng.integers(len(extras)))],
-            t=rng.integers(150, 250),
+            t=int(rng.integers(150, 250)),
         )
         for _ in range(n)
     ]
