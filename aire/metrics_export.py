@@ -180,3 +180,25 @@ class MonitorMetrics:
         container), not an accident."""
         server, thread = _start_http_server(port, addr=addr, registry=self.registry)
         return MetricsServer(server=server, thread=thread, addr=addr, port=int(server.server_port))
+
+
+def merge_textfiles(paths: list[Path]) -> bytes:
+    """One exposition from several textfiles (one per monitored model). Concatenating them is not
+    valid text format: a metric family's lines must be contiguous, with one HELP and TYPE."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families: dict[str, Any] = {}
+    for path in paths:
+        for family in text_string_to_metric_families(path.read_text()):
+            if family.name in families:
+                families[family.name].samples.extend(family.samples)
+            else:
+                families[family.name] = family
+
+    class _Merged:
+        def collect(self) -> list[Any]:
+            return list(families.values())
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Merged())  # type: ignore[arg-type]
+    return generate_latest(registry)

@@ -478,7 +478,8 @@ def _export(settings: Settings, result: MonitorResult) -> None:
         incidents_open=len(list_incidents(Store(settings.resolved_store_url), result.model, include_cleared=False)),
         outcome="breach" if result.breach else "ok",
     )
-    path = settings.resolved_home() / "metrics" / "aire.prom"
+    # One file per model, so monitoring two models does not overwrite one with the other.
+    path = settings.resolved_home() / "metrics" / f"{result.model}.prom"
     path.parent.mkdir(parents=True, exist_ok=True)
     metrics.write_textfile(path)
     if settings.pushgateway:

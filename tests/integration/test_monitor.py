@@ -158,7 +158,7 @@ def test_silent_regression_is_caught_and_rolled_back(
     assert validation["n_bad_rows"] >= 1 and validation["unparseable"]  # reported, not a crash
     assert report["canary"]["verdict"] == "FAIL"
 
-    prom = (aire_env / "metrics" / "aire.prom").read_text()
+    prom = (aire_env / "metrics" / f"{MODEL}.prom").read_text()
     assert "aire_incidents_open" in prom and 'outcome="breach"' in prom
 
     # The failing version cannot be promoted again until the incident is cleared.

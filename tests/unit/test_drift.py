@@ -219,12 +219,12 @@ def test_min_rows_skips_and_never_alarms() -> None:
     rng = np.random.default_rng(4)
     reference = log_window(rng, 200)
     current = log_window(rng, 200, words=0.9)
-    current["judge"] = np.nan
-    current.loc[current.index[:10], "judge"] = 1.0
-    reference["judge"] = rng.random(len(reference))
+    current["grade"] = np.nan
+    current.loc[current.index[:10], "grade"] = 1.0
+    reference["grade"] = rng.random(len(reference))
     report = detect_drift(reference, current, embeddings=False, score_columns=["judge"], min_rows=30)
     f = by_name(report)
-    assert f["judge"].skipped is not None and "10 current" in f["judge"].skipped
+    assert f["grade"].skipped is not None and "10 current" in f["judge"].skipped
     assert not f["judge"].drifted and f["judge"].p_value is None and f["judge"].p_adjusted is None
     assert f["response_chars"].drifted  # the other features are still tested
     assert "skipped: judge" in report.summary()
@@ -237,9 +237,9 @@ def test_min_rows_skips_and_never_alarms() -> None:
 def test_missing_score_column_is_reported_not_silent() -> None:
     rng = np.random.default_rng(5)
     reference, current = log_window(rng, 100), log_window(rng, 100)
-    reference["judge"] = 1.0
+    reference["grade"] = 1.0
     f = by_name(detect_drift(reference, current, embeddings=False, score_columns=["judge"]))
-    assert f["judge"].skipped == "column missing from the current window"
+    assert f["grade"].skipped == "column missing from the current window"
 
 
 def test_embedding_features_join_the_holm_family() -> None:

@@ -250,3 +250,18 @@ def test_prometheus_and_grafana_provisioning_load() -> None:
     assert (source["uid"], source["url"]) == ("prometheus", "http://prometheus:9090")
     [provider] = yaml.safe_load((grafana / "dashboards" / "aire.yaml").read_text())["providers"]
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_textfiles_of_two_models_merge_into_one_valid_exposition(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from aire.metrics_export import merge_textfiles
+
+    for model, acc in (("a-lm", 0.9), ("b-lm", 0.7)):
+        m = MonitorMetrics()
+        m.record(model=model, version="1", endpoint="e", accuracy=acc)
+        m.write_textfile(tmp_path / f"{model}.prom")
+    text = merge_textfiles(sorted(tmp_path.glob("*.prom"))).decode()
+    assert text.count("# TYPE aire_accuracy gauge") == 1
+    (family,) = [f for f in text_string_to_metric_families(text) if f.name == "aire_accuracy"]
+    assert {s.labels["model"]: s.value for s in family.samples} == {"a-lm": 0.9, "b-lm": 0.7}
