@@ -304,7 +304,9 @@ def _categorical_test(name: str, ref: list[Any], cur: list[Any]) -> FeatureDrift
     statistic, p = chi2_homogeneity(ref, cur)
     categories, table = _counts(ref, cur)
     shares = table / table.sum(axis=1, keepdims=True)
-    moved = int(np.argmax(np.abs(shares[1] - shares[0])))
+    change = shares[1] - shares[0]
+    # On a tie (always, with two categories) name the category that grew: "refusal=1: 3% → 16%".
+    moved = max(range(len(categories)), key=lambda i: (round(abs(change[i]), 12), change[i] > 0))
     return FeatureDrift(
         feature=name,
         kind="categorical",

@@ -202,3 +202,32 @@ def test_scheduled_run_executes_the_flow(deployed: dict[str, object], aire_env: 
     with Store(get_settings().resolved_store_url).engine.connect() as conn:
         n = conn.exec_driver_sql("select count(*) from runs where kind = 'canary'").scalar_one()
     assert n >= 1  # the scheduled run really probed production
+
+
+def test_prefect_yaml_deploys_the_scheduled_monitor(prefect_api: str) -> None:
+    """infra/prefect.yaml is what the compose stack's worker deploys: it must register for real."""
+    prefect = str(Path(sys.executable).parent / "prefect")
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "AIRE_REPO_DIR": str(REPO)}
+    subprocess.run(
+        [prefect, "work-pool", "create", "aire-process", "--type", "process", "--overwrite"],
+        env=env,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    proc = subprocess.run(
+        [prefect, "--no-prompt", "deploy", "--all", "--prefect-file", "infra/prefect.yaml"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    with urllib.request.urlopen(f"{prefect_api}/deployments/name/monitor/aire-monitor") as resp:
+        deployment = json.load(resp)
+    assert deployment["entrypoint"] == "flows/monitor.py:monitor"
+    assert deployment["work_pool_name"] == "aire-process"
+    (schedule,) = deployment["schedules"]
+    assert schedule["schedule"]["interval"] == 900 and schedule["active"]

@@ -244,7 +244,7 @@ def test_prometheus_and_grafana_provisioning_load() -> None:
     assert prom["global"]["evaluation_interval"] == "15s"
     assert prom["rule_files"] == ["alerts.yml"]
     targets = {t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
-    assert "aire:9108" in targets and any(t.endswith(":8000") for t in targets)
+    assert "aire-metrics:9108" in targets and any(t.endswith(":8000") for t in targets)
     grafana = REPO / "infra" / "grafana" / "provisioning"
     [source] = yaml.safe_load((grafana / "datasources" / "prometheus.yaml").read_text())["datasources"]
     assert (source["uid"], source["url"]) == ("prometheus", "http://prometheus:9090")
@@ -265,3 +265,17 @@ def test_textfiles_of_two_models_merge_into_one_valid_exposition(tmp_path: Path)
     assert text.count("# TYPE aire_accuracy gauge") == 1
     (family,) = [f for f in text_string_to_metric_families(text) if f.name == "aire_accuracy"]
     assert {s.labels["model"]: s.value for s in family.samples} == {"a-lm": 0.9, "b-lm": 0.7}
+
+
+def test_compose_monitor_profile_wires_the_configs_together() -> None:
+    """docker-compose.yml cannot be run here (no Docker engine): check what it references exists."""
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    prom = yaml.safe_load((REPO / "infra" / "prometheus" / "prometheus.yml").read_text())
+    targets = [t.split(":")[0] for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
+    assert set(targets) <= set(services), f"scrape targets without a service: {set(targets) - set(services)}"
+    for service in ("prometheus", "grafana", "aire-metrics", "monitor-worker"):
+        assert services[service]["profiles"] == ["monitor"]
+    for volume in services["grafana"]["volumes"] + services["prometheus"]["volumes"]:
+        assert (REPO / volume.split(":")[0]).exists(), volume
+    assert "infra/prefect.yaml" in " ".join(services["monitor-worker"]["command"])
