@@ -259,18 +259,16 @@ def check_traffic(
     report = validate_logs(current)
     cur_ok = valid_rows(current, report)
     ref_ok = valid_rows(ref, validate_logs(ref))
-    if endpoint is not None:
-        cur_ok, ref_ok = cur_ok[cur_ok["endpoint"] == endpoint], ref_ok[ref_ok["endpoint"] == endpoint]
+    cur_ok, ref_ok = _for_endpoint(cur_ok, endpoint), _for_endpoint(ref_ok, endpoint)
     drift = detect_drift(ref_ok, cur_ok, alpha=alpha, embeddings=embeddings) if len(ref_ok) and len(cur_ok) else None
     # Burn rates look back up to three days.
     history = read_logs(files, since=now - timedelta(days=3), until=now)
     hist_ok = valid_rows(history, validate_logs(history))
-    if endpoint is not None:
-        hist_ok = hist_ok[hist_ok["endpoint"] == endpoint]
+    hist_ok = _for_endpoint(hist_ok, endpoint)
     slo = evaluate_slos(hist_ok, DEFAULT_SLOS, now) if len(hist_ok) else None
-    ok = cur_ok[cur_ok["status"] == "ok"]
+    ok = cur_ok[cur_ok["status"] == "ok"] if len(cur_ok) else cur_ok
     latency = {}
-    for sli in ("ttft_ms", "tpot_ms", "e2e_ms"):
+    for sli in ("ttft_ms", "tpot_ms", "e2e_ms") if len(ok) else ():
         values = ok[sli].dropna().astype(float)
         for q in (0.5, 0.95, 0.99):
             if len(values):
@@ -292,6 +290,13 @@ def check_traffic(
         error_ratio=float((cur_ok["status"] == "error").mean()) if len(cur_ok) else None,
         latency_ms=latency,
     )
+
+
+def _for_endpoint(frame: Any, endpoint: str | None) -> Any:
+    """The rows of one endpoint (an empty window may have no columns at all)."""
+    if endpoint is None or len(frame) == 0 or "endpoint" not in frame:
+        return frame
+    return frame[frame["endpoint"] == endpoint]
 
 
 # ------------------------------------------------------------------------------------------ respond
