@@ -196,6 +196,9 @@ def gate_cmd(
     registered_model: Annotated[
         str | None, typer.Option(help="MLflow registered model. [default: AIRE_REGISTERED_MODEL]")
     ] = None,
+    warmup: Annotated[
+        int | None, typer.Option(min=0, help="Unrecorded requests per arm first. [default: 2 x concurrency]")
+    ] = None,
 ) -> None:
     """Shadow-compare champion and challenger and gate the promotion: exit 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 ERROR."""
     from aire.console import RichReporter, console, rules_lines
@@ -229,6 +232,7 @@ def gate_cmd(
             fresh=fresh,
             out_dir=None if out is None else str(out),
             registered_model=registered_model,
+            warmup=warmup,
         )
     )
     for line in rules_lines(result.rules):

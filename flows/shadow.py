@@ -30,6 +30,7 @@ from aire.shadow import (
     prepare_shadow,
     run_pairs,
     settled,
+    warm_up,
 )
 
 
@@ -68,6 +69,7 @@ async def shadow_comparison(
     fresh: bool = False,
     out_dir: str | None = None,
     registered_model: str | None = None,
+    warmup: int | None = None,
 ) -> ShadowResult:
     settings = get_settings()
     plan = await prepare_shadow(
@@ -113,6 +115,8 @@ async def shadow_comparison(
                 plan.store.writer(plan.runs["challenger"], fps["challenger"]) as w_challenger,
             ):
                 writers = {"champion": w_champion, "challenger": w_challenger}
+                if plan.pending():
+                    await warm_up(plan, clients, warmup if warmup is not None else 2 * plan.concurrency)
                 if plan.sequential and plan.resumed:
                     # Resumed: what is stored may already settle it (a crash after the deciding look).
                     looks.append(await look_task(quote(plan)))
