@@ -393,6 +393,9 @@ def monitor_cmd(
     logs: Annotated[Path | None, typer.Option(help="Folder of production JSONL logs. [default: <home>/logs]")] = None,
     window: Annotated[float, typer.Option(min=1, help="Current window, seconds.")] = 3600.0,
     reference: Annotated[float, typer.Option(min=1, help="Reference window before it, seconds.")] = 86400.0,
+    since: Annotated[
+        str | None, typer.Option(help="Current window starts here (ISO time with offset), e.g. the deploy.")
+    ] = None,
     embeddings: Annotated[bool, typer.Option(help="Embedding drift with the bundled MiniLM.")] = True,
 ) -> None:
     """One monitor run on the version holding `production`: exit 0 healthy, 1 breach (incident + rollback)."""
@@ -409,6 +412,7 @@ def monitor_cmd(
             logs=None if logs is None else str(logs),
             window_s=window,
             reference_s=reference,
+            since=_iso(since),
             embeddings=embeddings,
         )
     )
@@ -428,6 +432,7 @@ def schedule_cmd(
     canary_size: Annotated[int, typer.Option(min=1)] = 100,
     window: Annotated[float, typer.Option(min=1, help="Current window, seconds.")] = 3600.0,
     reference: Annotated[float, typer.Option(min=1, help="Reference window, seconds.")] = 86400.0,
+    since: Annotated[str | None, typer.Option(help="Current window starts here (ISO time with offset).")] = None,
     embeddings: Annotated[bool, typer.Option()] = True,
     name: Annotated[str, typer.Option(help="Deployment name.")] = "aire-monitor",
 ) -> None:
@@ -450,12 +455,30 @@ def schedule_cmd(
         "canary_size": canary_size,
         "window_s": window,
         "reference_s": reference,
+        "since": _iso(since),
         "embeddings": embeddings,
     }
     typer.echo(
         f"serving deployment 'monitor/{name}' ({'every ' + str(interval) + ' s' if interval else cron}); Ctrl-C stops"
     )
     monitor.serve(name=name, interval=interval, cron=cron, parameters=params)
+
+
+def _iso(value: str | None) -> str | None:
+    """An ISO-8601 time with a UTC offset, checked here so a typo is exit 3, not a failed flow run."""
+    if value is None:
+        return None
+    from datetime import datetime
+
+    from aire.errors import InputError
+
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"not an ISO-8601 time: {value!r}", field="since") from None
+    if parsed.tzinfo is None:
+        raise InputError(f"give a UTC offset, e.g. {value}+00:00", field="since")
+    return parsed.isoformat()
 
 
 @app.command("traffic")

@@ -7,7 +7,7 @@ respond-and-record; a breach opens an incident and rolls production back.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from prefect import flow, task
@@ -34,12 +34,15 @@ async def canary_task(model: str, endpoint: EndpointConfig, suite: str, policy: 
 
 @task(name="check-traffic", cache_policy=NONE)
 def traffic_task(
-    log_dir: Path, window_s: float, reference_s: float, endpoint: str, embeddings: bool
+    log_dir: Path, window_s: float, reference_s: float, endpoint: str, embeddings: bool, since: str | None
 ) -> TrafficResult | None:
+    now = now_utc()
+    # `since` pins the current window's start (e.g. a deploy time); otherwise it trails `now`.
+    window = now - datetime.fromisoformat(since) if since else timedelta(seconds=window_s)
     return check_traffic(
         log_dir,
-        now=now_utc(),
-        window=timedelta(seconds=window_s),
+        now=now,
+        window=window,
         reference=timedelta(seconds=reference_s),
         endpoint=endpoint,
         embeddings=embeddings,
@@ -66,6 +69,7 @@ async def monitor(
     canary_size: int = 100,
     logs: str | None = None,
     window_s: float = 3600.0,
+    since: str | None = None,
     reference_s: float = 86400.0,
     embeddings: bool = True,
     policy: str | None = None,
@@ -77,7 +81,7 @@ async def monitor(
     canary_result = await canary_task(
         model, endpoint, suite, Path(policy) if policy else settings.gate_policy, canary_size
     )
-    traffic = traffic_task(log_dir, window_s, reference_s, endpoint.name, embeddings)
+    traffic = traffic_task(log_dir, window_s, reference_s, endpoint.name, embeddings, since)
     result = respond_task(model, version, endpoint, canary_result, traffic)
     print(f"monitor {model} v{version}: {'BREACH: ' + '; '.join(result.reasons) if result.breach else 'healthy'}")
     return result

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -98,20 +99,23 @@ def main() -> int:
         console.print(
             f"  {name:18s} {verdict.get(code, f'[red]ERROR[/] (exit {code})')}   {path}/report.md", soft_wrap=True
         )
+    if monitored:
+        step("After deploy: the scheduled monitor on the silently degraded production")
+        console.print(f"  {monitored['summary']}", soft_wrap=True)
     console.print(
         "\nWhere to look:\n"
         "  aire ui            # MLflow UI at http://127.0.0.1:5000 (experiment 'aire': both runs, their metrics,\n"
         "                     #   samples.json per-sample table and report.md under Artifacts)\n"
         "                     #   the gate: a parent run per comparison, a nested run per arm, decision.json,\n"
         "                     #   report.md and latency.png; Models: 'aire-model' with its aliases\n"
-        "                     # Prefect UI at http://127.0.0.1:4200 (offline-benchmark and shadow-comparison runs)\n"
+        "                     #   the monitor: run 'monitor: aire-model v…' with report.md (canary, GX, drift, SLOs)\n"
+        "                     # Prefect UI at http://127.0.0.1:4200 (offline-benchmark, shadow-comparison and\n"
+        "                     #   monitor runs; Deployments: monitor/demo-monitor)\n"
+        "  aire incidents     # the incident; aire incidents clear ID --reason ... re-allows promoting that version\n"
         "  aire ui --stop     # when done\n"
         f"Demo took {time.monotonic() - t0:.0f} s.",
         soft_wrap=True,
     )
-    if monitored:
-        step("After deploy: the scheduled monitor on the silently degraded production")
-        console.print(f"  {monitored['summary']}", soft_wrap=True)
     expected = (
         (not monitored or monitored["rolled_back"] is True)
         and codes.get("champion") == 0
@@ -151,12 +155,13 @@ def post_deploy(
     )
     serving.stop_servers(settings, [production.name])
     serving.start_servers(settings, [swapped], progress=console.print)
-    switched_at = time.monotonic()
+    switched_at = datetime.now(UTC)
     console.print("  same URL, same served model name: nothing tells a client it changed")
     aire("traffic", "--endpoint", production.name, "--file", traffic)
 
-    window = int(time.monotonic() - switched_at) + 10  # the current window holds only post-switch traffic
-    args = ["schedule", "--interval", "30", "--window", str(window), "--reference", "900", "--name", "demo-monitor"]
+    # The current window starts at the switch: drift compares traffic before it with traffic after it.
+    args = ["schedule", "--interval", "30", "--since", switched_at.isoformat(), "--reference", "900"]
+    args += ["--name", "demo-monitor"]
     step("aire " + " ".join(args) + "   (served until its first run completes)")
     proc = subprocess.Popen([aire_bin, *args], env=env, start_new_session=True)
     try:
@@ -209,7 +214,18 @@ def release(aire: Callable[..., int], reports: Path) -> dict[str, tuple[int, Pat
         out = reports / f"demo-{name}"
         gates[name] = (
             aire(
-                "gate", "--champion", "champion", "--challenger", name, "--suite", SUITE, "--out", str(out), "--fresh"
+                "gate",
+                "--policy",
+                POLICY,
+                "--champion",
+                "champion",
+                "--challenger",
+                name,
+                "--suite",
+                SUITE,
+                "--out",
+                str(out),
+                "--fresh",
             ),
             out,
         )
