@@ -115,3 +115,26 @@ def test_evaluators_listed(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for name in ("exact_match", "contains", "regex", "numeric", "token_f1", "json_valid", "json_schema", "length"):
         assert name in out
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["monitor", "--since", "yesterday"], "field 'since': not an ISO-8601 time"),
+        (["monitor", "--since", "2026-11-30T10:00:00"], "give a UTC offset"),
+        (["schedule", "--interval", "60", "--cron", "* * * * *"], "exactly one of --interval or --cron"),
+        (["incidents", "clear", "1"], "needs --reason"),
+    ],
+)
+def test_monitor_commands_reject_bad_input(
+    aire_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, argv: list[str], fragment: str
+) -> None:
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    code, err = run(capsys, *argv)
+    assert code == 3 and fragment in err and len(err.splitlines()) == 1
+
+
+def test_schedule_needs_a_prefect_server(aire_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    code, err = run(capsys, "schedule", "--interval", "60")
+    assert code == 3 and "PREFECT_API_URL" in err
