@@ -163,9 +163,10 @@ def post_deploy(
     args = ["schedule", "--interval", "30", "--since", switched_at.isoformat(), "--reference", "900"]
     args += ["--name", "demo-monitor"]
     step("aire " + " ".join(args) + "   (served until its first run completes)")
+    started_at = datetime.now(UTC)
     proc = subprocess.Popen([aire_bin, *args], env=env, start_new_session=True)
     try:
-        state = wait_for_scheduled_run(env["PREFECT_API_URL"], "demo-monitor", timeout_s=300)
+        state = wait_for_scheduled_run(env["PREFECT_API_URL"], "demo-monitor", started_at, timeout_s=300)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
@@ -184,8 +185,9 @@ def post_deploy(
     return {"rolled_back": rolled_back, "summary": summary}
 
 
-def wait_for_scheduled_run(api: str, deployment: str, timeout_s: float) -> str:
-    """The state of the deployment's first finished flow run (polls the Prefect API)."""
+def wait_for_scheduled_run(api: str, deployment: str, after: datetime, timeout_s: float) -> str:
+    """The state of the deployment's first flow run that started after ``after`` and finished (polls
+    the Prefect API; runs of earlier demos stay in its database)."""
     import json
     import urllib.request
 
@@ -194,7 +196,12 @@ def wait_for_scheduled_run(api: str, deployment: str, timeout_s: float) -> str:
         time.sleep(3)
         req = urllib.request.Request(
             f"{api}/flow_runs/filter",
-            data=json.dumps({"deployments": {"name": {"any_": [deployment]}}}).encode(),
+            data=json.dumps(
+                {
+                    "deployments": {"name": {"any_": [deployment]}},
+                    "flow_runs": {"start_time": {"after_": after.isoformat()}},
+                }
+            ).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
         )
