@@ -231,3 +231,24 @@ def test_prefect_yaml_deploys_the_scheduled_monitor(prefect_api: str) -> None:
     assert deployment["work_pool_name"] == "aire-process"
     (schedule,) = deployment["schedules"]
     assert schedule["schedule"]["interval"] == 900 and schedule["active"]
+
+
+def test_two_concurrent_monitor_runs_roll_back_once(deployed: dict[str, object], aire_env: Path) -> None:
+    """Two whole monitor processes see the same breach at the same time: one incident, one rollback."""
+    b: Fake = deployed["b"]  # type: ignore[assignment]
+    b.start("--wrong-rate", "0.3", "--seed", "5")
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # each its own temporary server
+    cmd = [AIRE, "monitor", "--no-embeddings", "--canary-size", "100"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0].decode() for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes in ([0, 1], [1, 1]), outs  # the later one either sees the same breach or the healthy v1
+
+    from aire.incidents import list_incidents
+    from aire.registry import history
+    from aire.store import Store
+
+    store = Store(get_settings().resolved_store_url)
+    assert len(list_incidents(store, MODEL)) == 1
+    assert [m.verdict for m in history(store, MODEL)].count("ROLLBACK") == 1
+    assert production() == deployed["v1"]
