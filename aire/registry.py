@@ -15,9 +15,10 @@ import json
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from tenacity import Retrying, stop_after_attempt, wait_fixed
 
 from aire.config import EndpointConfig
 from aire.errors import AireError, InputError
@@ -109,14 +110,24 @@ def promote(
         raise InputError("--force needs --reason: forced promotions are audited", field="reason")
     from aire.incidents import check_breaker
 
+    # The history's last seq is read before anything else: this promotion is based on that state, and
+    # its row claims seq + 1. If another promotion commits in between (however long the checks below
+    # take), the unique (model, alias, seq) makes this insert fail instead of recording a stale move.
+    with Session(store.engine) as session:
+        last = session.scalars(
+            select(AliasMove)
+            .where(AliasMove.model == model, AliasMove.alias == alias)
+            .order_by(AliasMove.seq.desc())
+            .limit(1)
+        ).first()
+    seq = last.seq if last is not None else 0
     check_breaker(store, model, version)  # even --force: an open incident must be cleared first
-    previous = current(settings, model, alias)
+    # What the alias points to per aire's history (the registry may lag a move being written); the
+    # registry itself only for an alias set outside aire.
+    previous = last.version if last is not None else current(settings, model, alias)
     if previous == version:
         return None
     with Session(store.engine, expire_on_commit=False) as session:
-        seq = session.scalar(
-            select(func.coalesce(func.max(AliasMove.seq), 0)).where(AliasMove.model == model, AliasMove.alias == alias)
-        )
         row = AliasMove(
             model=model,
             alias=alias,
@@ -138,7 +149,11 @@ def promote(
             session.rollback()
             raise ConcurrentPromotion(f"another promotion of '{alias}' on {model} committed first") from None
     mc = client(settings)
-    mc.set_registered_model_alias(model, alias, version)
+    # Two promotions that serialised in the history can still reach MLflow together, and its SQLite
+    # store then rejects the second insert of the alias row; a retry finds the row and updates it.
+    for attempt in Retrying(stop=stop_after_attempt(3), wait=wait_fixed(0.2), reraise=True):
+        with attempt:
+            mc.set_registered_model_alias(model, alias, version)
     mc.set_registered_model_tag(model, f"aire.alias.{alias}.last_move", json.dumps(_move(row).model_dump(mode="json")))
     return _move(row)
 

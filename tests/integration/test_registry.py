@@ -74,6 +74,8 @@ def test_two_concurrent_promotions_cannot_both_win(aire_env: Path) -> None:
     # Either they serialised (both won, seq 1 then 2) or one lost; never two moves with one seq.
     assert len({m.seq for m in moves}) == len(moves) == outcomes.count("won")
     assert current(settings, "race-lm", "champion") == moves[-1].version
+    # Each recorded move starts where the previous one ended: no move was based on a stale state.
+    assert [m.previous_version for m in moves] == [None, *(m.version for m in moves[:-1])]
 
 
 def test_promote_and_history_commands(aire_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -177,7 +177,8 @@ def test_too_few_samples_is_inconclusive_exit_2(gate_env: Path, capsys: pytest.C
 
 def test_sequential_stops_early_on_a_clear_regression(gate_env: Path, arms: dict[str, str]) -> None:
     before = server_stats(arms["wrong"])["requests"]
-    assert gate(gate_env, "challenger-worse", "--suite", "arith", "--sequential", "--batch", "25") == 1
+    # --warmup 0: warm-up requests are unrecorded extras; here every request must be a counted one.
+    assert gate(gate_env, "challenger-worse", "--suite", "arith", "--sequential", "--batch", "25", "--warmup", "0") == 1
     decision = json.loads((gate_env / "out" / "decision.json").read_text())
     seq = decision["sequential"]
     assert seq["n_used"] < 200 and seq["looks"][-1]["verdict"] == "FAIL"
@@ -254,7 +255,7 @@ def test_sigkill_mid_comparison_then_resume_sends_only_missing_requests(
     store = Store(get_settings().resolved_store_url)
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
     cmd = [AIRE, "gate", "--policy", str(gate_env / "policy.yaml"), "--champion", "slow-a", "--challenger", "slow-b"]
-    cmd += ["--suite", "arith", "--concurrency", "4", "--out", str(gate_env / "out")]
+    cmd += ["--suite", "arith", "--concurrency", "4", "--out", str(gate_env / "out"), "--warmup", "0"]
     try:
         victim = subprocess.Popen(
             cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
