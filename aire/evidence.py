@@ -145,8 +145,9 @@ def _quality(
         if min(len(_finite(ua)), len(_finite(ub))) >= 2:
             chosen = unpaired(ua, ub, alpha)
             paired = False
-    champion = _mean(a[keep] if n else data.unpaired_quality.get(name, (a, b))[0], alpha, sequential)
-    challenger = _mean(b[keep] if n else data.unpaired_quality.get(name, (a, b))[1], alpha, sequential)
+    # Each arm's own interval: over the pairs, or over what each arm answered when nothing paired.
+    arm_a, arm_b = (a[keep], b[keep]) if n else data.unpaired_quality.get(name, (a, b))
+    champion, challenger = _mean(arm_a, alpha, sequential), _mean(arm_b, alpha, sequential)
     delta = None if chosen is None else Interval(value=chosen.delta, ci_low=chosen.ci_low, ci_high=chosen.ci_high)
     return MetricComparison(
         metric=name,

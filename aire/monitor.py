@@ -54,6 +54,7 @@ class TrafficResult(BaseModel):
     slo: dict[str, Any] | None
     drifted: list[str] = Field(default_factory=list)
     slo_firing: list[str] = Field(default_factory=list)  # "slo/severity"
+    bad_fraction: float = 0.0  # rows of the current window that failed validation (unparseable included)
     error_ratio: float | None = None  # failed requests in the current window
     latency_ms: dict[str, float] = Field(default_factory=dict)  # "sli/p95" -> ms, current window
     markdown: str = ""
@@ -287,6 +288,7 @@ def check_traffic(
         drifted=[] if drift is None else [f.feature for f in drift.features if f.drifted],
         slo_firing=[] if slo is None else [f"{a.slo}/{a.severity}" for a in slo.firing],
         markdown="\n".join(parts),
+        bad_fraction=report.bad_fraction(),
         error_ratio=float((cur_ok["status"] == "error").mean()) if len(cur_ok) else None,
         latency_ms=latency,
     )
@@ -355,7 +357,7 @@ def respond_and_record(
     traffic: TrafficResult | None,
 ) -> MonitorResult:
     """Open an incident and roll back on a breach; record the run in MLflow and for Prometheus."""
-    from aire.incidents import RollbackError, respond, update_incident
+    from aire.incidents import RollbackError, open_for, respond, update_incident
     from aire.store import Store
 
     store = Store(settings.resolved_store_url)
@@ -390,8 +392,6 @@ def respond_and_record(
             result.incident_id, result.rolled_back_to, result.incident_was_open = incident.id, moved, moved is None
         except RollbackError as exc:
             rollback_error = str(exc)
-            from aire.incidents import open_for
-
             opened = open_for(store, model, version)
             result.incident_id = None if opened is None else opened.id
             result.reasons.append(f"rollback impossible: {exc}")
@@ -401,9 +401,7 @@ def respond_and_record(
         update_incident(store, result.incident_id, mlflow_run_id=result.mlflow_run_id)
     _export(settings, result)
     if rollback_error is not None:
-        from aire.incidents import RollbackError as _RollbackError
-
-        raise _RollbackError(f"{rollback_error} (incident #{result.incident_id}, MLflow run {result.mlflow_run_id})")
+        raise RollbackError(f"{rollback_error} (incident #{result.incident_id}, MLflow run {result.mlflow_run_id})")
     return result
 
 
@@ -427,7 +425,7 @@ def _record(settings: Settings, result: MonitorResult) -> str:
         metrics |= {f"canary_delta/{k}": v[0] for k, v in (result.canary.delta if result.canary else {}).items()}
         if result.traffic is not None:
             metrics["traffic/n_current"] = result.traffic.n_current
-            metrics["traffic/bad_fraction"] = _bad_fraction(result.traffic)
+            metrics["traffic/bad_fraction"] = result.traffic.bad_fraction
             for f in (result.traffic.drift or {}).get("features", []):
                 if f.get("p_adjusted") is not None:
                     metrics[f"drift_p/{f['feature']}"] = f["p_adjusted"]
@@ -443,12 +441,6 @@ def _record(settings: Settings, result: MonitorResult) -> str:
         mc.set_terminated(run_id, "FAILED")
         raise
     return run_id
-
-
-def _bad_fraction(traffic: TrafficResult) -> float:
-    v = traffic.validation
-    n = v.get("n_rows", 0) + len(v.get("unparseable", []))
-    return (v.get("n_bad_rows", 0) / n) if n else 0.0
 
 
 def _export(settings: Settings, result: MonitorResult) -> None:

@@ -328,11 +328,15 @@ async def warm_up(plan: ShadowPlan, clients: dict[str, EndpointClient], n: int) 
     await asyncio.gather(*(clients[arm].generate(s, plan.generation[s.id]) for arm in ARMS for s in samples))
 
 
-async def paired_data(plan: ShadowPlan) -> PairedData:
-    """Both arms' stored rows, aligned by sample id in send order."""
+def arm_rows(plan: ShadowPlan) -> dict[str, list[ResultRow]]:
+    return {arm: plan.store.results(plan.runs[arm]) for arm in ARMS}
+
+
+async def paired_data(plan: ShadowPlan, stored: dict[str, list[ResultRow]] | None = None) -> PairedData:
+    """Both arms' stored rows (read now unless given), aligned by sample id in send order."""
     from aire.evidence import LATENCY_SLIS, PairedData
 
-    rows = {arm: {r.sample_id: r for r in plan.store.results(plan.runs[arm])} for arm in ARMS}
+    rows = {arm: {r.sample_id: r for r in rs} for arm, rs in (stored or arm_rows(plan)).items()}
     order = [s.id for s in plan.samples if s.id in rows["champion"] or s.id in rows["challenger"]]
     by_id = {s.id: s for s in plan.samples}
 
@@ -458,7 +462,8 @@ async def finalise_shadow(plan: ShadowPlan, *, n_requested: int, looks: list[Loo
     from aire.store import FAILED, FINISHED
     from aire.summary import summarise
 
-    data = await paired_data(plan)
+    stored = arm_rows(plan)  # read once: the comparison and the MLflow record both use them
+    data = await paired_data(plan, stored)
     comparison = compare(data, alpha=plan.policy.alpha, sequential=plan.sequential, seed=plan.seed)
     ruled = {r.metric for r in plan.policy.rules}
     decision: Decision = decide(plan.policy, comparison.evidence(ruled), comparison.counts, plan.policy_sha256)
@@ -506,9 +511,8 @@ async def finalise_shadow(plan: ShadowPlan, *, n_requested: int, looks: list[Loo
         champion_name=plan.endpoints["champion"].name,
         challenger_name=plan.endpoints["challenger"].name,
     )
-    arm_rows = {arm: plan.store.results(plan.runs[arm]) for arm in ARMS}
     aggregations = {k: ev.spec.aggregations for k, ev in plan.evaluators.items()}
-    summaries = {arm: summarise(arm_rows[arm], aggregations) for arm in ARMS}
+    summaries = {arm: summarise(stored[arm], aggregations) for arm in ARMS}
     try:
         mlflow_run_id = tracking.log_comparison(
             plan.settings,
@@ -521,7 +525,7 @@ async def finalise_shadow(plan: ShadowPlan, *, n_requested: int, looks: list[Loo
                     run_name=f"{arm}: {plan.endpoints[arm].name}",
                     params={**plan.params, "arm": arm, "endpoint": plan.endpoints[arm].identity()},
                     summary=summaries[arm],
-                    rows=arm_rows[arm],
+                    rows=stored[arm],
                     store_run_id=plan.runs[arm],
                 )
                 for arm in ARMS

@@ -156,6 +156,7 @@ def test_silent_regression_is_caught_and_rolled_back(
     report = json.loads(Path(client.download_artifacts(run.info.run_id, "monitor.json", str(aire_env))).read_text())
     validation = report["traffic"]["validation"]
     assert validation["n_bad_rows"] >= 1 and validation["unparseable"]  # reported, not a crash
+    assert report["traffic"]["bad_fraction"] == validation["n_bad_rows"] / validation["n_rows"]
     assert report["canary"]["verdict"] == "FAIL"
 
     prom = (aire_env / "metrics" / f"{MODEL}.prom").read_text()
