@@ -136,7 +136,7 @@ async def canary(
     size: int,
 ) -> CanaryResult | None:
     """None when no baseline exists for this version (nothing to compare with: reported, no breach)."""
-    from aire.endpoints import EndpointClient
+    from aire.endpoints import EndpointClient, request_fingerprint
     from aire.evidence import PairedData, compare
     from aire.gate import Counts
     from aire.offline import check_endpoints, load_suite_with_evaluators
@@ -185,7 +185,7 @@ async def canary(
             return SampleResult(sample=sample, completion=completion, scores=scores)
 
         done = await asyncio.gather(*(one(s) for s in chosen))
-    with store.writer(run.id, lambda s: "") as writer:
+    with store.writer(run.id, lambda s: request_fingerprint(endpoint, s, loaded.spec.generation)) as writer:
         for r in done:
             writer.put(r)
     store.set_status(run.id, FINISHED)
