@@ -50,7 +50,9 @@ class SequentialState(BaseModel):
     verdict: Verdict  # PASS / FAIL once settled, INCONCLUSIVE while it is not
 
 
-def confidence_sequence(d: np.ndarray, alpha: float = 0.05, rho: float | None = None) -> tuple[float, float, float]:
+def confidence_sequence(
+    d: np.ndarray, alpha: float = 0.05, *, planned_n: int | None = None, rho: float | None = None
+) -> tuple[float, float, float]:
     """Running mean of ``d`` with its two-sided always-valid (asymptotic) confidence sequence.
 
     ``rho`` tunes where the boundary is tightest; by default it is optimised for ~500 samples of
@@ -63,7 +65,7 @@ def confidence_sequence(d: np.ndarray, alpha: float = 0.05, rho: float | None = 
     if rho is None:
         # Tightest near t* = 500 (Waudby-Smith et al.): rho^2 = (-2 log a + log(-2 log a + 1)) / t*.
         a = alpha
-        rho = math.sqrt((-2 * math.log(a) + math.log(-2 * math.log(a) + 1)) / 500)
+        rho = math.sqrt((-2 * math.log(a) + math.log(-2 * math.log(a) + 1)) / (planned_n or 500))
     r2 = rho * rho
     half = math.sqrt((2 * (t * r2 * var + 1) / (t * t * r2)) * math.log(math.sqrt(t * r2 * var + 1) / alpha))
     return mean, mean - half, mean + half
