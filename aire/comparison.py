@@ -16,6 +16,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel
 
+from aire.paired_proportions import tango_interval
+
 Method = Literal[
     "paired_t", "paired_bootstrap", "cluster_robust", "mcnemar", "welch", "mann_whitney", "confidence_sequence"
 ]
@@ -127,8 +129,7 @@ def cluster_robust(champion: np.ndarray, challenger: np.ndarray, groups: np.ndar
 
 def mcnemar(champion: np.ndarray, challenger: np.ndarray, alpha: float = 0.05) -> Difference:
     """Difference of two paired proportions: McNemar's test (statsmodels; exact binomial when fewer
-    than 25 pairs disagree) for the p-value, and the Agresti-Min interval for paired proportions."""
-    from scipy import stats
+    than 25 pairs disagree) for the p-value, and Tango's score interval for the difference."""
     from statsmodels.stats.contingency_tables import mcnemar as mcnemar_test
 
     a, b = _paired_arrays(champion, challenger)
@@ -145,18 +146,14 @@ def mcnemar(champion: np.ndarray, challenger: np.ndarray, alpha: float = 0.05) -
     exact = discordant < 25
     test = mcnemar_test([[both, only_champion], [only_challenger, neither]], exact=exact, correction=not exact)
     delta = (only_challenger - only_champion) / n
-    # Agresti-Min (2005) interval: the Wald interval for paired proportions after adding 1/2 to each of
-    # the four cells. Plain Wald collapses to [0, 0] when no pair disagrees (a tie on 200 items is not
-    # proof of equality) and undercovers with few discordant pairs; the adjusted one does neither.
-    b, c, m = only_champion + 0.5, only_challenger + 0.5, n + 2.0
-    centre = (c - b) / m
-    var = ((b + c) - (c - b) ** 2 / m) / m**2
-    half = float(stats.norm.ppf(1 - alpha / 2)) * math.sqrt(max(var, 0.0))
+    # Tango's score interval (aire.paired_proportions): a Wald interval, even Agresti-Min adjusted,
+    # gave a non-inferiority PASS at the margin 4-5% of the time near 98% accuracy (nominal 2.5%).
+    low, high = tango_interval(only_challenger, only_champion, n, alpha)
     return Difference(
         method="mcnemar",
         delta=delta,
-        ci_low=max(-1.0, centre - half),
-        ci_high=min(1.0, centre + half),
+        ci_low=low,
+        ci_high=high,
         n=n,
         p_value=float(test.pvalue),
         note=f"{discordant} discordant pairs ({'exact' if exact else 'chi-square'} test)",

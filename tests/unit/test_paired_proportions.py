@@ -31,7 +31,7 @@ def test_restricted_mle_is_the_constrained_maximum() -> None:
         theta = float(rng.uniform(-0.3, 0.3))
         lo, hi = max(0.0, -theta) + 1e-12, (1 - theta) / 2 - 1e-12
 
-        def nll(q: float) -> float:
+        def nll(q: float, b: int = b, c: int = c, n: int = n, theta: float = theta) -> float:
             cells = (q + theta, q, 1 - 2 * q - theta)
             if min(cells) <= 0:
                 return 1e18
