@@ -65,7 +65,7 @@ def test_never_decides_before_n_min_and_stops_at_cap() -> None:
 
 def test_fixed_n_plan_matches_the_normal_formula() -> None:
     sd = math.sqrt(2 * 0.9 * 0.1)
-    z = stats.norm.ppf(1 - ALPHA) + stats.norm.ppf(0.8)
+    z = stats.norm.ppf(1 - ALPHA / 2) + stats.norm.ppf(0.8)  # one-sided alpha/2: what the gate reads
     assert fixed_n_plan(0.9, 0.03) == math.ceil((z * sd / 0.03) ** 2)
     assert fixed_n_plan(0.9, 0.03, power=0.9) > fixed_n_plan(0.9, 0.03)
     with pytest.raises(ValueError):
@@ -76,6 +76,29 @@ def test_plan_command(capsys: pytest.CaptureFixture[str]) -> None:
     from aire.cli import main
 
     assert main(["plan", "--baseline", "0.9", "--margin", "0.03"]) == 0
-    assert capsys.readouterr().out.startswith(f"{fixed_n_plan(0.9, 0.03)} pairs")
+    out = capsys.readouterr().out
+    assert out.startswith(f"{fixed_n_plan(0.9, 0.03, alpha=0.025)} pairs")
+    assert "one-sided alpha 0.025 (the gate's two-sided 95% interval)" in out
+    assert main(["plan", "--baseline", "0.9", "--margin", "0.03", "--alpha", "0.1"]) == 0
+    assert "one-sided alpha 0.05 (the gate's two-sided 90% interval)" in capsys.readouterr().out
     assert main(["plan", "--baseline", "0.9", "--margin", "0.03", "--true-delta", "-0.03"]) == 3
     assert main(["plan", "--baseline", "1.5", "--margin", "0.03"]) == 3
+
+
+def test_plan_has_its_power_through_the_gate() -> None:
+    """At the planned n, an equally good challenger PASSes the gate's non-inferiority rule with the
+    planned power: exact enumeration over every table, independent pairs (the plan's variance)."""
+    from scipy import special
+
+    from aire.paired_proportions import score_z, table_log_pmf
+
+    crit = float(special.ndtri(1 - ALPHA / 2))
+    for baseline in (0.8, 0.9, 0.95):
+        p_disc = baseline * (1 - baseline)
+        powers = {}
+        for name, plan_alpha in (("gate", ALPHA / 2), ("old", ALPHA)):
+            n = fixed_n_plan(baseline, 0.03, alpha=plan_alpha)
+            b, c, logp = table_log_pmf(n, p_disc, p_disc)
+            powers[name] = float(np.exp(logp)[score_z(b, c, n, -0.03) > crit].sum())
+        assert 0.77 <= powers["gate"] <= 0.85, (baseline, powers)
+        assert powers["old"] < 0.74, (baseline, powers)  # planning at one-sided 0.05 was ~20% too small
