@@ -37,9 +37,18 @@ def _combine(seq: MetricEvidence, fixed: MetricEvidence) -> MetricEvidence:
 
 
 def look_comparison(
-    data: PairedData, *, alpha: float, fail_alpha: float, planned_n: int, final: bool, seed: int = 0
+    data: PairedData,
+    *,
+    alpha: float,
+    fail_alpha: float,
+    planned_n: int,
+    at_cap: bool,
+    complete: bool = False,
+    seed: int = 0,
 ) -> Comparison:
-    """Interim (``final=False``): quality metrics only, cheap. Final: every metric, as the report needs."""
+    """What a look decides on. ``at_cap``: this look is the final one (the cap was reached), so the
+    fixed-n share of alpha is spent. ``complete``: add latency and the supplementary methods (the
+    report's look at the stop); an interim look computes only the quality evidence."""
     seq_alpha, fixed_alpha = split_alpha(alpha)
     seq_fail, fixed_fail = split_alpha(fail_alpha)
     seq = compare(
@@ -52,21 +61,24 @@ def look_comparison(
         supplementary=False,
         latency=False,
     )
-    if not final:
+    if not (at_cap or complete):
         return seq
-    fixed = compare(data, alpha=fixed_alpha, fail_alpha=fixed_fail, seed=seed, supplementary=False, latency=False)
-    full = compare(data, alpha=alpha, fail_alpha=fail_alpha, seed=seed)  # latency, and the methods beside
-    metrics = dict(full.metrics)
+    fixed = None
+    if at_cap:
+        fixed = compare(data, alpha=fixed_alpha, fail_alpha=fixed_fail, seed=seed, supplementary=False, latency=False)
+    full = compare(data, alpha=alpha, fail_alpha=fail_alpha, seed=seed) if complete else None
+    metrics = dict(full.metrics) if full else {}
     for name, m in seq.metrics.items():
-        evidence = _combine(m.evidence, fixed.metrics[name].evidence) if name in fixed.metrics else m.evidence
-        metrics[name] = m.model_copy(
-            update={
-                "evidence": evidence,
-                "supplementary": full.metrics[name].supplementary if name in full.metrics else [],
-                "note": (
-                    f"final look: always-valid sequence at {seq_alpha:g} intersected with the fixed-n "
-                    f"{fixed.metrics[name].method if name in fixed.metrics else '-'} interval at {fixed_alpha:g}"
-                ),
-            }
-        )
+        update: dict[str, object] = {}
+        if full is not None and name in full.metrics:
+            update["supplementary"] = full.metrics[name].supplementary
+        if fixed is not None and name in fixed.metrics:
+            update["evidence"] = _combine(m.evidence, fixed.metrics[name].evidence)
+            update["note"] = (
+                f"final look at the cap: always-valid sequence at alpha {seq_alpha:g} intersected with the "
+                f"fixed-n {fixed.metrics[name].method} interval at alpha {fixed_alpha:g}"
+            )
+        else:
+            update["note"] = f"always-valid sequence at alpha {seq_alpha:g} (of {alpha:g}; the rest is for the cap)"
+        metrics[name] = m.model_copy(update=update)
     return Comparison(counts=seq.counts, sequential=True, metrics=metrics)

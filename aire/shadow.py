@@ -28,7 +28,7 @@ import aire
 from aire.config import EndpointConfig
 from aire.endpoints import EndpointClient, request_fingerprint
 from aire.errors import ConfigError
-from aire.gate import Counts, Decision, Policy, RuleResult, Verdict, decide, load_policy
+from aire.gate import Counts, Decision, Policy, RuleResult, Verdict, decide, load_policy, resolve_directions
 from aire.model import Completion, GenerationParams, Sample
 from aire.offline import bind_evaluator, check_endpoints, code_version, load_suite_with_evaluators, resolve_endpoint
 from aire.progress import reporter
@@ -198,6 +198,15 @@ async def prepare_shadow(
         group_field = "group" if any("group" in s.slices for s in samples) else None
         gen_identity = {s.id: g.model_dump() for s, g in zip(samples, generation.values(), strict=True)}
         eval_identity = sorted(AGREEMENT)
+    if sequential and group_field:
+        raise ConfigError(
+            f"--sequential cannot account for clustered samples (group field {group_field!r}): "
+            "its sequence assumes independent inputs; run the fixed-n gate (cluster-robust intervals)",
+            field="sequential",
+        )
+    # A rule whose direction contradicts its evaluator's would be judged backwards: exit 3 here.
+    directions = {**higher, **{f"{k}/mean": True for k in agreement}}
+    policy_obj = resolve_directions(policy_obj, directions, Path(policy))
     # A look must see a random subset: suites are often ordered (all additions, then products).
     random.Random(seed).shuffle(samples)
     cap = min(max_samples or len(samples), len(samples))
@@ -395,20 +404,29 @@ async def paired_data(plan: ShadowPlan, stored: dict[str, list[ResultRow]] | Non
 
 async def look(plan: ShadowPlan) -> Look:
     """Sequential mode: the quality rules' verdict on every pair stored so far (always-valid intervals)."""
-    from aire.evidence import compare
+    from aire.looks import look_comparison
 
     data = await paired_data(plan)
-    comparison = compare(
-        data, alpha=plan.policy.alpha, sequential=True, seed=plan.seed, supplementary=False, latency=False
-    )
     # Latency rules are judged once, at the stop: their intervals are fixed-n, not always-valid, so
     # the stopping time depends on quality evidence only.
     rules = [r for r in plan.policy.rules if not r.metric.startswith("latency/")]
     quality_policy = plan.policy.model_copy(update={"rules": rules})
+    comparison = look_comparison(
+        data,
+        alpha=quality_policy.alpha,
+        fail_alpha=quality_policy.fail_alpha,
+        planned_n=plan.cap,
+        at_cap=_at_cap(plan, data),
+        seed=plan.seed,
+    )
     evidence = {k: m.evidence for k, m in comparison.metrics.items() if m.kind != "latency"}
     if not quality_policy.rules:
         return Look(n=data.counts.n_pairs, verdict=Verdict.INCONCLUSIVE)
     return Look(n=data.counts.n_pairs, verdict=decide(quality_policy, evidence, data.counts).verdict)
+
+
+def _at_cap(plan: ShadowPlan, data: PairedData) -> bool:
+    return data.counts.n_pairs + data.counts.n_unpaired >= plan.cap
 
 
 def settled(verdict: Verdict) -> bool:
@@ -459,12 +477,24 @@ async def finalise_shadow(plan: ShadowPlan, *, n_requested: int, looks: list[Loo
     from aire import registry, tracking
     from aire.evidence import compare
     from aire.gate_report import write_report
+    from aire.looks import look_comparison
     from aire.store import FAILED, FINISHED
     from aire.summary import summarise
 
     stored = arm_rows(plan)  # read once: the comparison and the MLflow record both use them
     data = await paired_data(plan, stored)
-    comparison = compare(data, alpha=plan.policy.alpha, sequential=plan.sequential, seed=plan.seed)
+    if plan.sequential:
+        comparison = look_comparison(
+            data,
+            alpha=plan.policy.alpha,
+            fail_alpha=plan.policy.fail_alpha,
+            planned_n=plan.cap,
+            at_cap=_at_cap(plan, data),
+            complete=True,
+            seed=plan.seed,
+        )
+    else:
+        comparison = compare(data, alpha=plan.policy.alpha, fail_alpha=plan.policy.fail_alpha, seed=plan.seed)
     ruled = {r.metric for r in plan.policy.rules}
     decision: Decision = decide(plan.policy, comparison.evidence(ruled), comparison.counts, plan.policy_sha256)
     seq = _sequential_info(plan, looks, data, comparison) if plan.sequential else None

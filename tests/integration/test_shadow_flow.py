@@ -293,3 +293,30 @@ def test_sigkill_mid_comparison_then_resume_sends_only_missing_requests(
     finally:
         stop_process(slow_a)
         stop_process(slow_b)
+
+
+def test_rule_direction_contradicting_its_evaluator_exits_3(
+    gate_env: Path, aire_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    backwards = dict(POLICY, rules=[dict(POLICY["rules"][0], higher_is_better=False), *POLICY["rules"][1:]])
+    (gate_env / "policy.yaml").write_text(yaml.safe_dump(backwards))
+    assert gate(gate_env, "challenger-same", "--suite", "arith") == 3
+    err = capsys.readouterr().err
+    assert "rules[0].higher_is_better" in err and "evaluator says higher is better" in err
+    assert len(err.strip().splitlines()) == 1
+    assert runs(aire_env) == [] and not (gate_env / "out").exists()
+
+
+def test_sequential_refuses_clustered_samples(
+    gate_env: Path, aire_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = gate_env / "clustered"
+    suite.mkdir()
+    spec = yaml.safe_load((REPO / "datasets" / "arith" / "suite.yaml").read_text())
+    (suite / "suite.yaml").write_text(yaml.safe_dump({**spec, "name": "clustered", "group_field": "doc"}))
+    rows = [json.loads(line) for line in (REPO / "datasets" / "arith" / "samples.jsonl").read_text().splitlines()]
+    (suite / "samples.jsonl").write_text("".join(json.dumps({**r, "doc": i % 10}) + "\n" for i, r in enumerate(rows)))
+    assert gate(gate_env, "challenger-same", "--suite", str(suite), "--sequential") == 3
+    err = capsys.readouterr().err
+    assert "--sequential cannot account for clustered samples" in err and "'doc'" in err
+    assert runs(aire_env) == []
