@@ -188,6 +188,32 @@ def unpaired(champion: np.ndarray, challenger: np.ndarray, alpha: float = 0.05) 
     )
 
 
+def percentile_resamples(
+    champion: np.ndarray, challenger: np.ndarray, qs: Sequence[float], n_resamples: int = 10_000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded paired bootstrap of latency percentiles: (differences, ratios), each (n_resamples, len(qs)).
+
+    Pairs are resampled together, so load that hit both arms at once stays matched; the ratio
+    (challenger / champion) comes from the same resamples as the difference.
+    """
+    a, b = _paired_arrays(champion, challenger)
+    n = len(a)
+    if n < 2:
+        raise ValueError("a percentile comparison needs at least 2 pairs")
+    rng = np.random.default_rng(seed)
+    # Resample in chunks: one (n_resamples x n) index matrix is 80 MB at n = 1,000.
+    chunk = max(1, 2_000_000 // n)
+    diffs = np.empty((n_resamples, len(qs)))
+    ratios = np.empty((n_resamples, len(qs)))
+    for start in range(0, n_resamples, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, n_resamples - start), n))
+        qa, qb = np.quantile(a[idx], qs, axis=1).T, np.quantile(b[idx], qs, axis=1).T
+        diffs[start : start + len(idx)] = qb - qa
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios[start : start + len(idx)] = np.where(qa > 0, qb / qa, np.inf)
+    return diffs, ratios
+
+
 def percentile_differences(
     champion: np.ndarray,
     challenger: np.ndarray,
@@ -196,22 +222,10 @@ def percentile_differences(
     n_resamples: int = 10_000,
     seed: int = 0,
 ) -> list[Difference]:
-    """Differences of latency percentiles (challenger - champion), one seeded paired bootstrap for all.
-
-    Pairs are resampled together, so load that hit both arms at once stays matched.
-    """
+    """Differences of latency percentiles (challenger - champion), one seeded paired bootstrap for all."""
     a, b = _paired_arrays(champion, challenger)
-    n = len(a)
-    if n < 2:
-        raise ValueError("a percentile comparison needs at least 2 pairs")
-    rng = np.random.default_rng(seed)
+    diffs, _ = percentile_resamples(a, b, qs, n_resamples, seed)
     out = []
-    # Resample in chunks: one (n_resamples x n) index matrix is 80 MB at n = 1,000.
-    chunk = max(1, 2_000_000 // n)
-    diffs = np.empty((n_resamples, len(qs)))
-    for start in range(0, n_resamples, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, n_resamples - start), n))
-        diffs[start : start + len(idx)] = (np.quantile(b[idx], qs, axis=1) - np.quantile(a[idx], qs, axis=1)).T
     for j, q in enumerate(qs):
         low, high = np.quantile(diffs[:, j], [alpha / 2, 1 - alpha / 2])
         out.append(
@@ -220,7 +234,7 @@ def percentile_differences(
                 delta=float(np.quantile(b, q) - np.quantile(a, q)),
                 ci_low=float(low),
                 ci_high=float(high),
-                n=n,
+                n=len(a),
                 note=f"p{round(q * 100)}",
             )
         )

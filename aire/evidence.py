@@ -16,6 +16,7 @@ so a reviewer sees the methods agree. Latency percentiles get a paired bootstrap
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,7 +29,7 @@ from aire.comparison import (
     mcnemar,
     paired_bootstrap,
     paired_t,
-    percentile_differences,
+    percentile_resamples,
     unpaired,
 )
 from aire.gate import Counts, Interval, MetricEvidence
@@ -93,14 +94,36 @@ def _finite(x: np.ndarray) -> np.ndarray:
     return x[~np.isnan(x)]
 
 
-def _mean(values: np.ndarray, alpha: float, sequential: bool) -> Interval | None:
+@dataclass(frozen=True)
+class Levels:
+    """The two-sided levels a comparison computes: ``alpha`` (what a PASS reads) and ``fail_alpha``
+    (what a FAIL reads: Bonferroni over the policy's critical rules); ``planned_n`` tunes sequences."""
+
+    alpha: float
+    fail_alpha: float
+    planned_n: int | None = None
+
+
+def _with_fail(iv: Interval | None, fail: Interval | None) -> Interval | None:
+    if iv is None or fail is None:
+        return iv
+    return iv.model_copy(update={"fail_low": fail.ci_low, "fail_high": fail.ci_high})
+
+
+def _mean_at(v: np.ndarray, alpha: float, sequential: bool, planned_n: int | None) -> Interval:
+    if sequential:
+        return _interval(*confidence_sequence(v, alpha, planned_n=planned_n))
+    return _interval(*mean_ci(v, 1 - alpha))
+
+
+def _mean(values: np.ndarray, levels: Levels, sequential: bool) -> Interval | None:
     v = _finite(values)
     if len(v) == 0:
         return None
-    if sequential:
-        mean, low, high = confidence_sequence(v, alpha)
-        return _interval(mean, low, high)
-    return _interval(*mean_ci(v, 1 - alpha))
+    iv = _mean_at(v, levels.alpha, sequential, levels.planned_n)
+    if levels.fail_alpha == levels.alpha:
+        return iv
+    return _with_fail(iv, _mean_at(v, levels.fail_alpha, sequential, levels.planned_n))
 
 
 def _is_binary(a: np.ndarray, b: np.ndarray) -> bool:
@@ -114,7 +137,7 @@ def _quality(
     b: np.ndarray,
     higher_is_better: bool,
     data: PairedData,
-    alpha: float,
+    levels: Levels,
     sequential: bool,
     seed: int,
     n_resamples: int,
@@ -122,19 +145,36 @@ def _quality(
 ) -> MetricComparison:
     keep = ~(np.isnan(a) | np.isnan(b))
     n = int(keep.sum())
+    alpha = levels.alpha
     supplementary: list[Difference] = []
     chosen: Difference | None = None
+    method: Callable[[float], Difference] | None = None
     paired = True
     if n >= 2:
         if sequential:
-            mean, low, high = confidence_sequence(b[keep] - a[keep], alpha)
-            chosen = Difference(method="confidence_sequence", delta=mean, ci_low=low, ci_high=high, n=n)
+            d = b[keep] - a[keep]
+
+            def method(level: float) -> Difference:
+                mean, low, high = confidence_sequence(d, level, planned_n=levels.planned_n)
+                return Difference(method="confidence_sequence", delta=mean, ci_low=low, ci_high=high, n=n)
+
         elif data.groups is not None and len(np.unique(data.groups[keep])) >= 2:
-            chosen = cluster_robust(a, b, data.groups, alpha)
+            groups = data.groups
+
+            def method(level: float) -> Difference:
+                return cluster_robust(a, b, groups, level)
+
         elif _is_binary(a, b):
-            chosen = mcnemar(a, b, alpha)
+
+            def method(level: float) -> Difference:
+                return mcnemar(a, b, level)
+
         else:
-            chosen = paired_bootstrap(a, b, alpha, n_resamples=n_resamples, seed=seed)
+
+            def method(level: float) -> Difference:
+                return paired_bootstrap(a, b, level, n_resamples=n_resamples, seed=seed)
+
+        chosen = method(alpha)
         if supplementary_methods:
             with np.errstate(all="ignore"):
                 supplementary.append(paired_t(a, b, alpha))
@@ -143,17 +183,28 @@ def _quality(
     elif name in data.unpaired_quality:
         ua, ub = data.unpaired_quality[name]
         if min(len(_finite(ua)), len(_finite(ub))) >= 2:
-            chosen = unpaired(ua, ub, alpha)
+
+            def method(level: float) -> Difference:
+                return unpaired(ua, ub, level)
+
+            chosen = method(alpha)
             paired = False
     # Each arm's own interval: over the pairs, or over what each arm answered when nothing paired.
     arm_a, arm_b = (a[keep], b[keep]) if n else data.unpaired_quality.get(name, (a, b))
-    champion, challenger = _mean(arm_a, alpha, sequential), _mean(arm_b, alpha, sequential)
-    delta = None if chosen is None else Interval(value=chosen.delta, ci_low=chosen.ci_low, ci_high=chosen.ci_high)
+    champion, challenger = _mean(arm_a, levels, sequential), _mean(arm_b, levels, sequential)
+    delta = None
+    if chosen is not None and method is not None:
+        delta = Interval(value=chosen.delta, ci_low=chosen.ci_low, ci_high=chosen.ci_high)
+        if levels.fail_alpha != alpha:
+            wide = method(levels.fail_alpha)
+            delta = delta.model_copy(update={"fail_low": wide.ci_low, "fail_high": wide.ci_high})
     return MetricComparison(
         metric=name,
         kind="quality",
         higher_is_better=higher_is_better,
-        evidence=MetricEvidence(champion=champion, challenger=challenger, delta=delta),
+        evidence=MetricEvidence(
+            champion=champion, challenger=challenger, delta=delta, higher_is_better=higher_is_better
+        ),
         method=chosen.method if chosen else "none",
         p_value=chosen.p_value if chosen else None,
         supplementary=supplementary,
@@ -163,26 +214,43 @@ def _quality(
 
 
 def _latency(
-    sli: str, a: np.ndarray, b: np.ndarray, alpha: float, seed: int, n_resamples: int
+    sli: str, a: np.ndarray, b: np.ndarray, levels: Levels, seed: int, n_resamples: int
 ) -> list[MetricComparison]:
     keep = ~(np.isnan(a) | np.isnan(b))
     a, b = a[keep], b[keep]
     out: list[MetricComparison] = []
-    diffs: list[Difference | None] = [None] * len(PERCENTILES)
-    if len(a) >= 2:
-        diffs = list(percentile_differences(a, b, list(PERCENTILES.values()), alpha, n_resamples, seed))
-    for (name, q), diff in zip(PERCENTILES.items(), diffs, strict=True):
-        champion = _interval(*quantile_ci(a, q, 1 - alpha)) if len(a) else None
-        challenger = _interval(*quantile_ci(b, q, 1 - alpha)) if len(b) else None
-        delta = None if diff is None else Interval(value=diff.delta, ci_low=diff.ci_low, ci_high=diff.ci_high)
+    qs = list(PERCENTILES.values())
+    resampled = percentile_resamples(a, b, qs, n_resamples, seed) if len(a) >= 2 else None
+
+    def from_resamples(draws: np.ndarray, point: float) -> Interval:
+        low, high = np.quantile(draws, [levels.alpha / 2, 1 - levels.alpha / 2])
+        fail_low, fail_high = np.quantile(draws, [levels.fail_alpha / 2, 1 - levels.fail_alpha / 2])
+        return Interval(
+            value=point, ci_low=float(low), ci_high=float(high), fail_low=float(fail_low), fail_high=float(fail_high)
+        )
+
+    def arm(values: np.ndarray, q: float) -> Interval | None:
+        if not len(values):
+            return None
+        iv = _interval(*quantile_ci(values, q, 1 - levels.alpha))
+        return _with_fail(iv, _interval(*quantile_ci(values, q, 1 - levels.fail_alpha)))
+
+    for j, (name, q) in enumerate(PERCENTILES.items()):
+        delta = ratio = None
+        if resampled is not None:
+            qa, qb = float(np.quantile(a, q)), float(np.quantile(b, q))
+            delta = from_resamples(resampled[0][:, j], qb - qa)
+            ratio = from_resamples(resampled[1][:, j], qb / qa if qa > 0 else math.inf)
         out.append(
             MetricComparison(
                 metric=f"latency/{sli}/{name}",
                 kind="latency",
                 higher_is_better=False,
-                evidence=MetricEvidence(champion=champion, challenger=challenger, delta=delta),
-                method="paired_bootstrap" if diff else "none",
-                note="difference: paired bootstrap of the percentile; arms: order-statistic CI",
+                evidence=MetricEvidence(
+                    champion=arm(a, q), challenger=arm(b, q), delta=delta, ratio=ratio, higher_is_better=False
+                ),
+                method="paired_bootstrap" if delta else "none",
+                note="difference and ratio: paired bootstrap of the percentile; arms: order-statistic CI",
             )
         )
     return out
@@ -192,6 +260,8 @@ def compare(
     data: PairedData,
     *,
     alpha: float = 0.05,
+    fail_alpha: float | None = None,
+    planned_n: int | None = None,
     sequential: bool = False,
     seed: int = 0,
     n_resamples: int = 10_000,
@@ -202,20 +272,23 @@ def compare(
 
     ``supplementary=False`` and ``latency=False`` compute only what a sequential look decides on
     (quality metrics, always-valid intervals): a look runs after every batch and must be cheap.
+    ``fail_alpha`` (default ``alpha``): the level of the FAIL-side bounds (``Policy.fail_alpha``);
+    ``planned_n`` tunes the confidence sequence in sequential mode.
     """
+    levels = Levels(alpha=alpha, fail_alpha=alpha if fail_alpha is None else fail_alpha, planned_n=planned_n)
     metrics: dict[str, MetricComparison] = {}
     for name, (a, b, hib) in data.quality.items():
-        metrics[name] = _quality(name, a, b, hib, data, alpha, sequential, seed, n_resamples, supplementary)
+        metrics[name] = _quality(name, a, b, hib, data, levels, sequential, seed, n_resamples, supplementary)
     for name, values in data.agreement.items():
-        interval = _mean(values, alpha, sequential)
+        interval = _mean(values, levels, sequential)
         metrics[name] = MetricComparison(
             metric=name,
             kind="agreement",
-            evidence=MetricEvidence(challenger=interval),
+            evidence=MetricEvidence(challenger=interval, higher_is_better=True),
             method="confidence_sequence" if sequential else "wilson",
             note="share of inputs where the challenger's output agrees with the champion's",
         )
     for sli, (a, b) in data.latency.items() if latency else ():
-        for m in _latency(sli, a, b, alpha, seed, n_resamples):
+        for m in _latency(sli, a, b, levels, seed, n_resamples):
             metrics[m.metric] = m
     return Comparison(counts=data.counts, sequential=sequential, metrics=metrics)

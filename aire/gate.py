@@ -211,6 +211,7 @@ def judge_rule(
     if hib is not None and ev.higher_is_better is not None and hib != ev.higher_is_better:
         return result(Verdict.ERROR, "the rule's direction contradicts the evaluator's")
     hib = hib if hib is not None else (ev.higher_is_better if ev.higher_is_better is not None else True)
+    rule = rule.model_copy(update={"higher_is_better": hib})  # the result (and its report) shows it resolved
     levels = (level_text(alpha), level_text(fail_alpha if fail_alpha is not None else alpha))
     side = partial(_side, result, levels=levels, caveat=ev.caveat)
     if rule.kind == "latency_relative":

@@ -62,12 +62,15 @@ def test_latency_rules() -> None:
             champion=Interval(value=100, ci_low=95, ci_high=105),
             challenger=Interval(value=130, ci_low=125, ci_high=140),
             delta=Interval(value=30, ci_low=22, ci_high=38),
+            ratio=Interval(value=1.3, ci_low=1.22, ci_high=1.38),  # from the same paired resamples
         )
     }
     slo = Rule(metric="ttft/p95", kind="latency_slo", threshold=150, higher_is_better=False)
     rel = Rule(metric="ttft/p95", kind="latency_relative", max_increase=0.2, higher_is_better=False)
     assert decide(policy(slo), lat, ENOUGH).verdict is Verdict.PASS
-    assert decide(policy(rel), lat, ENOUGH).verdict is Verdict.FAIL  # +22..38 ms is beyond +20 ms
+    assert decide(policy(rel), lat, ENOUGH).verdict is Verdict.FAIL  # x1.22..1.38 is beyond x1.2
+    loose = rel.model_copy(update={"max_increase": 0.4})
+    assert decide(policy(loose), lat, ENOUGH).verdict is Verdict.PASS  # x1.38 is within x1.4
     tight = slo.model_copy(update={"threshold": 120})
     assert decide(policy(tight), lat, ENOUGH).verdict is Verdict.FAIL
 
