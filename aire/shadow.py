@@ -120,18 +120,40 @@ async def preflight_shadow(
     challenger: str,
     suite: str | None = None,
     traffic: str | Path | None = None,
+    sequential: bool = False,
 ) -> None:
     """The cheap checks of ``prepare_shadow``, run by the CLI before it starts Prefect: a typo costs
     a second, not a flow start-up."""
+    import evaluators as registry
     from aire.suites import inspect_suite
     from aire.traffic import load_traffic
 
-    _, endpoints = _policy_and_endpoints(settings, policy, champion, challenger, suite, traffic)
+    (policy_obj, _), endpoints = _policy_and_endpoints(settings, policy, champion, challenger, suite, traffic)
     if suite is not None:
-        inspect_suite(suite, settings.datasets_dir, validate_evaluator=bind_evaluator)
+        _, spec, _ = inspect_suite(suite, settings.datasets_dir, validate_evaluator=bind_evaluator)
+        directions = {f"{ref.key}/mean": registry.get(ref.name).higher_is_better for ref in spec.evaluators}
+        group_field = spec.group_field
     else:
-        load_traffic(Path(traffic), GenerationParams())  # type: ignore[arg-type]
+        tr = load_traffic(Path(traffic), GenerationParams())  # type: ignore[arg-type]
+        directions = {f"{k}/mean": True for k in AGREEMENT}
+        group_field = "group" if any("group" in s.slices for s in tr.samples) else None
+    check_plan(policy_obj, Path(policy), directions, group_field, sequential)
     await check_endpoints(settings, *endpoints.values())
+
+
+def check_plan(
+    policy: Policy, policy_path: Path, directions: dict[str, bool], group_field: str | None, sequential: bool
+) -> Policy:
+    """The policy with its rules' directions resolved from the evaluators; exit 3 on a contradiction,
+    or on --sequential with clustered samples."""
+    if sequential and group_field:
+        raise ConfigError(
+            f"--sequential cannot account for clustered samples (group field {group_field!r}): "
+            "its sequence assumes independent inputs; run the fixed-n gate (cluster-robust intervals)",
+            field="sequential",
+        )
+    # A rule whose direction contradicts its evaluator's would be judged backwards.
+    return resolve_directions(policy, directions, policy_path)
 
 
 def _policy_and_endpoints(
@@ -198,15 +220,8 @@ async def prepare_shadow(
         group_field = "group" if any("group" in s.slices for s in samples) else None
         gen_identity = {s.id: g.model_dump() for s, g in zip(samples, generation.values(), strict=True)}
         eval_identity = sorted(AGREEMENT)
-    if sequential and group_field:
-        raise ConfigError(
-            f"--sequential cannot account for clustered samples (group field {group_field!r}): "
-            "its sequence assumes independent inputs; run the fixed-n gate (cluster-robust intervals)",
-            field="sequential",
-        )
-    # A rule whose direction contradicts its evaluator's would be judged backwards: exit 3 here.
     directions = {**higher, **{f"{k}/mean": True for k in agreement}}
-    policy_obj = resolve_directions(policy_obj, directions, Path(policy))
+    policy_obj = check_plan(policy_obj, Path(policy), directions, group_field, sequential)
     # A look must see a random subset: suites are often ordered (all additions, then products).
     random.Random(seed).shuffle(samples)
     cap = min(max_samples or len(samples), len(samples))
