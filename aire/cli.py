@@ -158,21 +158,29 @@ def ui(
 def plan_cmd(
     baseline: Annotated[float, typer.Option(min=0.0, max=1.0, help="Champion's accuracy, e.g. 0.9.")],
     margin: Annotated[float, typer.Option(min=0.0, help="Non-inferiority margin, e.g. 0.03.")],
-    alpha: Annotated[float, typer.Option(min=0.0001, max=0.5)] = 0.05,
+    alpha: Annotated[
+        float,
+        typer.Option(min=0.0001, max=0.5, help="The gate policy's alpha (its intervals are two-sided 1 - alpha)."),
+    ] = 0.05,
+    policy: Annotated[Path | None, typer.Option(help="Take alpha from this gate policy.")] = None,
     power: Annotated[float, typer.Option(min=0.5, max=0.9999)] = 0.8,
     true_delta: Annotated[float, typer.Option(help="Difference to plan for (0: as good).")] = 0.0,
 ) -> None:
-    """Fixed-n sample size of a paired non-inferiority comparison (what --sequential is measured against)."""
+    """Fixed-n sample size of a paired non-inferiority comparison as the gate judges it (one-sided
+    alpha/2: the lower end of its two-sided interval); what --sequential is measured against."""
     from aire.errors import InputError
+    from aire.gate import level_text, load_policy
     from aire.sequential import fixed_n_plan
 
+    if policy is not None:
+        alpha = load_policy(policy)[0].alpha
     try:
-        n = fixed_n_plan(baseline, margin, alpha=alpha, power=power, true_delta=true_delta)
+        n = fixed_n_plan(baseline, margin, alpha=alpha / 2, power=power, true_delta=true_delta)
     except ValueError as exc:
         raise InputError(str(exc), field="true_delta") from None
     typer.echo(
-        f"{n} pairs: one-sided alpha {alpha:g}, power {power:g}, baseline {baseline:g}, "
-        f"margin {margin:g}, true difference {true_delta:+g}"
+        f"{n} pairs: one-sided alpha {alpha / 2:g} (the gate's two-sided {level_text(alpha)} interval), "
+        f"power {power:g}, baseline {baseline:g}, margin {margin:g}, true difference {true_delta:+g}"
     )
 
 
@@ -210,7 +218,13 @@ def gate_cmd(
     policy = policy or settings.gate_policy
     asyncio.run(
         preflight_shadow(
-            settings, policy=policy, champion=champion, challenger=challenger, suite=suite, traffic=traffic
+            settings,
+            policy=policy,
+            champion=champion,
+            challenger=challenger,
+            suite=suite,
+            traffic=traffic,
+            sequential=sequential,
         )
     )
     from flows.shadow import shadow_comparison  # imports prefect: seconds, so only after the checks
@@ -505,24 +519,32 @@ def metrics_cmd(
     port: Annotated[int, typer.Option(min=1024, max=65535)] = 9108,
     host: Annotated[str, typer.Option(help="Bind address (0.0.0.0 inside the compose network).")] = "127.0.0.1",
 ) -> None:
-    """Serve the monitor's latest SLIs (<home>/metrics/aire.prom) on /metrics for Prometheus."""
-    import http.server
+    """Serve the monitor's latest SLIs on /metrics for Prometheus: every <home>/metrics/*.prom (one per
+    monitored model), merged and read afresh at each scrape. A file that does not parse is left out and
+    named on stderr."""
+    import signal
+    import threading
 
-    path = get_settings().resolved_home() / "metrics" / "aire.prom"
+    from prometheus_client import start_http_server
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = path.read_bytes() if path.is_file() else b""
-            self.send_response(200 if self.path.startswith("/metrics") else 404)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.end_headers()
-            self.wfile.write(body)
+    from aire.errors import ServingError
+    from aire.metrics_export import textfile_registry
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    typer.echo(f"serving {path} on http://{host}:{port}/metrics; Ctrl-C stops")
-    http.server.ThreadingHTTPServer((host, port), Handler).serve_forever()
+    folder = get_settings().resolved_home() / "metrics"
+    try:
+        server, thread = start_http_server(port, addr=host, registry=textfile_registry(folder))
+    except OSError as exc:
+        raise ServingError(f"cannot serve metrics on {host}:{port}: {exc}") from None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    typer.echo(f"serving {folder}/*.prom on http://{host}:{port}/metrics; Ctrl-C stops")
+    try:
+        stop.wait()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 @app.command("evaluators")

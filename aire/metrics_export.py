@@ -13,14 +13,16 @@ would keep an alert firing after a rollback).
 
 from __future__ import annotations
 
+import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, push_to_gateway, write_to_textfile
 from prometheus_client import start_http_server as _start_http_server
+from prometheus_client.metrics_core import Metric
 
 BASE_LABELS = ("model", "version", "endpoint")
 
@@ -182,23 +184,99 @@ class MonitorMetrics:
         return MetricsServer(server=server, thread=thread, addr=addr, port=int(server.server_port))
 
 
-def merge_textfiles(paths: list[Path]) -> bytes:
-    """One exposition from several textfiles (one per monitored model). Concatenating them is not
-    valid text format: a metric family's lines must be contiguous, with one HELP and TYPE."""
+class TextfileCollector:
+    """Every ``*.prom`` textfile of a folder (one per monitored model), merged into one exposition and read
+    afresh at every scrape: what ``aire metrics`` serves. Register it on a private ``CollectorRegistry``
+    with ``auto_describe=False`` (registering must not read the folder).
+
+    A file that cannot be read or parsed, or that gives a metric another type than an earlier file did,
+    is left out whole (never half of it) and named in one line on stderr, once per version of the file;
+    ``aire_textfile_scrape_error`` is 1 while any file is left out, so the gap itself can be alerted on.
+    A series present in two files keeps the value of the most recently written file.
+    """
+
+    def __init__(self, folder: str | Path, log: TextIO | None = None) -> None:
+        self.folder = Path(folder)
+        self._log = log
+        self._reported: set[tuple[str, int, int]] = set()
+        self._lock = threading.Lock()
+
+    def paths(self) -> list[Path]:
+        """The textfiles, newest first (their series win over an older file's), then by name."""
+        found = []
+        for path in self.folder.glob("*.prom"):
+            try:
+                found.append((-path.stat().st_mtime_ns, path.name, path))
+            except OSError:  # removed between the listing and the stat
+                continue
+        return [path for *_, path in sorted(found)]
+
+    def _skip(self, path: Path, why: str) -> None:
+        try:
+            st = path.stat()
+            version = (str(path), st.st_mtime_ns, st.st_size)
+        except OSError:
+            version = (str(path), 0, 0)
+        with self._lock:
+            if version in self._reported:
+                return
+            self._reported.add(version)
+        print(f"aire metrics: skipping {path}: {why}", file=self._log or sys.stderr, flush=True)
+
+    def collect(self) -> list[Metric]:
+        return _merge(self.paths()[:1], self._skip)
+
+
+def _merge(paths: list[Path], skip: Callable[[Path, str], None]) -> list[Metric]:
     from prometheus_client.parser import text_string_to_metric_families
 
-    families: dict[str, Any] = {}
+    families: dict[str, Metric] = {}
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    errors = 0
     for path in paths:
-        for family in text_string_to_metric_families(path.read_text()):
-            if family.name in families:
-                families[family.name].samples.extend(family.samples)
-            else:
-                families[family.name] = family
+        try:
+            parsed = list(text_string_to_metric_families(path.read_text()))
+        except Exception as exc:  # whatever the parser raises, one bad file must not fail the scrape
+            errors += 1
+            skip(path, f"{type(exc).__name__}: {exc}")
+            continue
+        clash = next((f for f in parsed if f.name in families and families[f.name].type != f.type), None)
+        if clash is not None:
+            errors += 1
+            skip(path, f"metric {clash.name} is a {clash.type} here, a {families[clash.name].type} in a newer file")
+            continue
+        for family in parsed:
+            merged = families.setdefault(family.name, Metric(family.name, family.documentation, family.type))
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                if key not in seen:
+                    seen.add(key)
+                    merged.samples.append(sample)
+    health = Metric("aire_textfile_scrape_error", "1 when a textfile of aire metrics could not be read.", "gauge")
+    health.add_sample("aire_textfile_scrape_error", {}, 1.0 if errors else 0.0)
+    return [*families.values(), health]
+
+
+def merge_textfiles(paths: list[Path]) -> bytes:
+    """One exposition from several textfiles (one per monitored model). Concatenating them is not
+    valid text format: a metric family's lines must be contiguous, with one HELP and TYPE. A file that
+    does not parse is left out (see ``TextfileCollector``)."""
+
+    def skip(path: Path, why: str) -> None:
+        print(f"aire metrics: skipping {path}: {why}", file=sys.stderr, flush=True)
 
     class _Merged:
-        def collect(self) -> list[Any]:
-            return list(families.values())
+        def collect(self) -> list[Metric]:
+            return _merge(list(paths), skip)
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Merged())  # type: ignore[arg-type]
     return generate_latest(registry)
+
+
+def textfile_registry(folder: str | Path, log: TextIO | None = None) -> CollectorRegistry:
+    """A private registry holding only a ``TextfileCollector`` of ``folder``: no process metrics of the
+    serving process, no duplicate-registration errors."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TextfileCollector(folder, log))  # type: ignore[arg-type]
+    return registry
