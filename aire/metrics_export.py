@@ -224,7 +224,7 @@ class TextfileCollector:
         print(f"aire metrics: skipping {path}: {why}", file=self._log or sys.stderr, flush=True)
 
     def collect(self) -> list[Metric]:
-        return _merge(self.paths()[:1], self._skip)
+        return _merge(self.paths(), self._skip)
 
 
 def _merge(paths: list[Path], skip: Callable[[Path, str], None]) -> list[Metric]:
