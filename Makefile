@@ -23,8 +23,16 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/python infra/demo.py
 
-# Unit tests (fake OpenAI server) and integration tests (real vLLM, MLflow, Prefect).
+# Unit tests (fake OpenAI server) and integration tests (real vLLM, MLflow, Prefect, Prometheus).
+# Prometheus and promtool come from Debian's package: installed here when missing and root (CI starts
+# from a fresh Debian machine); otherwise their tests skip and say why.
 test: install
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
+	  if [ "$$(id -u)" -eq 0 ]; then \
+	    echo "==> installing Debian's prometheus (server + promtool)"; \
+	    apt-get update -q; DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; \
+	  else echo "prometheus/promtool missing and not root: their tests will skip (apt-get install -y prometheus)"; fi; \
+	fi
 	$(BIN)/ruff check .
 	$(BIN)/aire models build
 	$(BIN)/python -m pytest -q -rs --durations=10 $(PYTEST_ARGS); rc=$$?; \

@@ -279,3 +279,91 @@ def test_compose_monitor_profile_wires_the_configs_together() -> None:
     for volume in services["grafana"]["volumes"] + services["prometheus"]["volumes"]:
         assert (REPO / volume.split(":")[0]).exists(), volume
     assert "infra/prefect.yaml" in " ".join(services["monitor-worker"]["command"])
+
+
+# --------------------------------------------------------------------------- what `aire metrics` serves
+def write_model(folder: Path, model: str, accuracy: float, version: str = "1") -> Path:
+    m = MonitorMetrics()
+    m.record(model=model, version=version, endpoint="e", accuracy=accuracy)
+    path = folder / f"{model}.prom"
+    m.write_textfile(path)
+    return path
+
+
+def scrape(registry: CollectorRegistry) -> dict[tuple[str, frozenset], float]:
+    from prometheus_client import generate_latest
+
+    return samples(generate_latest(registry))
+
+
+def accuracy_by_model(found: dict) -> dict[str, float]:
+    return {dict(labels)["model"]: v for (name, labels), v in found.items() if name == "aire_accuracy"}
+
+
+def test_textfile_registry_reads_the_folder_at_every_scrape(tmp_path: Path) -> None:
+    import io
+
+    from aire.metrics_export import textfile_registry
+
+    folder = tmp_path / "metrics"
+    log = io.StringIO()
+    registry = textfile_registry(folder, log)  # the folder need not exist yet
+    assert accuracy_by_model(scrape(registry)) == {}
+    assert scrape(registry)[("aire_textfile_scrape_error", frozenset())] == 0.0
+    write_model(folder, "aire-model", 0.9)
+    write_model(folder, "other-model", 0.7)
+    assert accuracy_by_model(scrape(registry)) == {"aire-model": 0.9, "other-model": 0.7}
+    write_model(folder, "aire-model", 0.6)  # the next monitor run
+    (folder / "other-model.prom").unlink()
+    assert accuracy_by_model(scrape(registry)) == {"aire-model": 0.6}
+    assert log.getvalue() == ""
+    assert not [name for name, _ in scrape(registry) if name.startswith(("python_", "process_"))]
+
+
+def test_a_malformed_textfile_is_skipped_whole_and_named_once(tmp_path: Path) -> None:
+    import io
+
+    from aire.metrics_export import textfile_registry
+
+    write_model(tmp_path, "aire-model", 0.9)
+    # A valid first family, then a broken line: nothing of this file may be served, not even its first part.
+    (tmp_path / "broken.prom").write_text(
+        '# TYPE aire_accuracy gauge\naire_accuracy{model="broken",version="1",endpoint="e"} 0.1\naire_error_ratio{ 1\n'
+    )
+    (tmp_path / "binary.prom").write_bytes(b"\xff\xfe\x00garbage")
+    log = io.StringIO()
+    registry = textfile_registry(tmp_path, log)
+    for _ in range(3):
+        found = scrape(registry)
+        assert accuracy_by_model(found) == {"aire-model": 0.9}
+        assert found[("aire_textfile_scrape_error", frozenset())] == 1.0
+    lines = sorted(log.getvalue().splitlines())  # one line per bad file, not one per scrape
+    assert [line.split(": ")[:2] for line in lines] == [
+        ["aire metrics", f"skipping {tmp_path / 'binary.prom'}"],
+        ["aire metrics", f"skipping {tmp_path / 'broken.prom'}"],
+    ]
+    (tmp_path / "broken.prom").write_text("still { broken\n")  # a new version of the file is named again
+    scrape(registry)
+    assert len(log.getvalue().splitlines()) == 3
+
+
+def test_a_type_clash_skips_the_file_and_the_newest_series_wins(tmp_path: Path) -> None:
+    import io
+    import os
+
+    from aire.metrics_export import textfile_registry
+
+    old = write_model(tmp_path, "aire-model", 0.5, version="1")
+    os.utime(old, (1_700_000_000, 1_700_000_000))
+    stale = tmp_path / "0-stale.prom"  # an older file holding the same series, listed first by name
+    stale.write_text(old.read_text().replace(" 0.5", " 0.1"))
+    os.utime(stale, (1_600_000_000, 1_600_000_000))
+    clash = tmp_path / "zz-counter.prom"  # the oldest file gives aire_accuracy another type
+    clash.write_text("# TYPE aire_accuracy counter\naire_accuracy_total 3\n")
+    os.utime(clash, (1_500_000_000, 1_500_000_000))
+    log = io.StringIO()
+    found = scrape(textfile_registry(tmp_path, log))
+    [value] = [v for (n, _), v in found.items() if n == "aire_accuracy"]
+    assert value == 0.5  # the series of the most recently written file, once (no duplicate sample)
+    assert "zz-counter.prom" in log.getvalue() and "counter" in log.getvalue()
+    assert found[("aire_textfile_scrape_error", frozenset())] == 1.0
