@@ -203,7 +203,11 @@ def _quality(
         kind="quality",
         higher_is_better=higher_is_better,
         evidence=MetricEvidence(
-            champion=champion, challenger=challenger, delta=delta, higher_is_better=higher_is_better
+            champion=champion,
+            challenger=challenger,
+            delta=delta,
+            higher_is_better=higher_is_better,
+            caveat=chosen.caveat if chosen else None,
         ),
         method=chosen.method if chosen else "none",
         p_value=chosen.p_value if chosen else None,

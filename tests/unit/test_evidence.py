@@ -138,3 +138,22 @@ def test_below_n_min_is_never_pass() -> None:
     rng = np.random.default_rng(9)
     verdicts = {gate(*correlated(rng, 60, 0.95, 0.99), NI, n_min=100) for _ in range(200)}
     assert Verdict.PASS not in verdicts and Verdict.INCONCLUSIVE in verdicts
+
+
+def test_a_would_be_pass_with_8_clusters_is_inconclusive() -> None:
+    """Too few clusters for a trusted cluster-robust interval: the caveat turns a PASS into INCONCLUSIVE."""
+    rng = np.random.default_rng(10)
+
+    def verdict(n_groups: int) -> tuple[Verdict, list[str]]:
+        groups = np.repeat(np.arange(n_groups), 400 // n_groups)
+        a = rng.random(400)
+        b = a + rng.normal(0.0, 0.01, n_groups)[groups] + rng.normal(0, 0.02, 400)  # clearly within 0.03
+        comp = compare(data(a, b, groups=groups), alpha=ALPHA, n_resamples=200, supplementary=False, latency=False)
+        m = comp.metrics["em/mean"]
+        assert m.method == "cluster_robust" and m.evidence.delta.ci_low > -0.03  # the interval alone would PASS
+        d = decide(Policy(alpha=ALPHA, rules=[NI]), comp.evidence(set()), comp.counts)
+        return d.verdict, d.reasons
+
+    few, reasons = verdict(8)
+    assert few is Verdict.INCONCLUSIVE and any("within, but only 8 clusters" in r for r in reasons)
+    assert verdict(40)[0] is Verdict.PASS
