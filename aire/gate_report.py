@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from aire.evidence import Comparison
-from aire.gate import Decision, Interval, Rule
+from aire.gate import Decision, Interval, Rule, level_text
 from aire.report import fmt
 from aire.sequential import SequentialInfo
 
@@ -47,6 +47,10 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix, "***" if _is_secret(prefix) else value)]
 
 
+def _ratio(iv: Interval | None) -> str:
+    return "—" if iv is None else f"×{_num(iv.value)} [{_num(iv.ci_low)}, {_num(iv.ci_high)}]"
+
+
 def _bound(rule: Rule, champion: Interval | None) -> str:
     sign = 1 if rule.higher_is_better else -1
     if rule.kind == "floor":
@@ -55,7 +59,9 @@ def _bound(rule: Rule, champion: Interval | None) -> str:
         return f"≤ {fmt(rule.threshold)}"
     if rule.kind == "latency_relative":
         extra = f" (≤ +{fmt(champion.value * rule.max_increase)})" if champion and rule.max_increase is not None else ""
-        return f"Δ +{(rule.max_increase or 0.0) * 100:g}% of champion{extra}"
+        # Judged on the ratio challenger / champion of the percentile, from the same paired resamples.
+        up = rule.max_increase or 0.0
+        return f"ratio ≤ ×{fmt(1 + up)}: Δ +{up * 100:g}% of champion{extra}"
     # Margins are in "better" units; shown in raw delta units so they compare with the delta column.
     bound = -sign * rule.margin if rule.kind == "non_inferiority" else sign * rule.margin
     return f"Δ {'>' if sign > 0 else '<'} {'+' if bound >= 0 else '-'}{fmt(abs(bound))}"
@@ -81,7 +87,12 @@ def render_markdown(
         "",
         f"Policy `{decision.policy_name}`"
         + (f" (sha256 `{decision.policy_sha256}`)" if decision.policy_sha256 else ""),
+        "",
+        f"**Levels:** a PASS reads {level_text(decision.alpha)} intervals, a FAIL "
+        f"{level_text(decision.fail_alpha)} intervals (alpha {decision.alpha:g}, fail_alpha {decision.fail_alpha:.3g})",
     ]
+    if decision.multiplicity:
+        out += ["", f"**Multiplicity:** {_cell(decision.multiplicity)}"]
 
     out += [
         "",
@@ -95,6 +106,8 @@ def render_markdown(
         mc = comparison.metrics.get(res.rule.metric)
         ev = mc.evidence if mc else None
         cells = [_iv(ev.champion), _iv(ev.challenger), _iv(ev.delta)] if ev else ["—"] * 3
+        if ev and res.rule.kind == "latency_relative":  # the rule reads the ratio: show it beside the Δ
+            cells[2] += f"; ratio {_ratio(ev.ratio)}"
         crit = "yes" if res.rule.critical else "no"
         bound = _bound(res.rule, ev.champion if ev else None)
         out.append(
@@ -103,6 +116,11 @@ def render_markdown(
 
     c = comparison.counts
     out += ["", f"**Counts:** {c.n_pairs} pairs, {c.n_errors} request errors, {c.n_unpaired} unpaired"]
+    ruled = {r.rule.metric for r in decision.rules}
+    caveats = [(k, m.evidence.caveat) for k, m in comparison.metrics.items() if k in ruled and m.evidence.caveat]
+    if caveats:
+        out += ["", "**Caveats** (a rule on such a metric cannot PASS; it is INCONCLUSIVE instead):", ""]
+        out += [f"- `{k}`: {_cell(text)}" for k, text in caveats]
     unpaired = [m for m in comparison.metrics.values() if m.kind == "quality" and not m.paired]
     if unpaired:
         names = ", ".join(f"`{m.metric}`" for m in unpaired)
@@ -142,14 +160,14 @@ def render_markdown(
         "",
         "## Latency",
         "",
-        f"| metric | {_cell(champion_name)} (ms) | {_cell(challenger_name)} (ms) | Δ (ms) [CI] |",
-        "|---|---|---|---|",
+        f"| metric | {_cell(champion_name)} (ms) | {_cell(challenger_name)} (ms) | Δ (ms) [CI] | ratio [CI] |",
+        "|---|---|---|---|---|",
     ]
     for m in comparison.metrics.values():
         if m.kind == "latency":
             ev = m.evidence
             champ, chall = (_num(i.value) if i else "—" for i in (ev.champion, ev.challenger))
-            out.append(f"| `{m.metric}` | {champ} | {chall} | {_iv(ev.delta)} |")
+            out.append(f"| `{m.metric}` | {champ} | {chall} | {_iv(ev.delta)} | {_ratio(ev.ratio)} |")
     finite = [f"{sli} {np.isfinite(a).sum()}/{np.isfinite(b).sum()}" for sli, (a, b) in latency.items()]
     if finite:
         out += ["", f"Finite values ({champion_name}/{challenger_name}): " + ", ".join(finite)]

@@ -47,8 +47,9 @@ def case() -> tuple[Comparison, Decision, dict[str, tuple[np.ndarray, np.ndarray
         latency=latency,
         counts=Counts(n_pairs=N, n_errors=3),
     )
-    comparison = compare(data)
-    decision = decide(Policy(rules=RULES), comparison.evidence({r.metric for r in RULES}), comparison.counts)
+    policy = Policy(rules=RULES)
+    comparison = compare(data, alpha=policy.alpha, fail_alpha=policy.fail_alpha)
+    decision = decide(policy, comparison.evidence({r.metric for r in RULES}), comparison.counts)
     return comparison, decision, latency
 
 
@@ -78,6 +79,13 @@ def test_verdict_rules_and_numbers(case: tuple[Comparison, Decision, dict]) -> N
     lat = _row(md, "latency/ttft_ms/p95", "latency_relative")
     p95 = float(np.quantile(case[2]["ttft_ms"][0], 0.95))
     assert f"Δ +20% of champion (≤ +{fmt(0.2 * p95)})" in lat and lat.endswith("| PASS |")
+    # The rule reads the ratio of the percentiles: it is shown with its CI, against ×1.2.
+    ratio = comparison.metrics["latency/ttft_ms/p95"].evidence.ratio
+    assert ratio is not None and f"ratio ×{fmt(ratio.value)} [{fmt(ratio.ci_low)}, {fmt(ratio.ci_high)}]" in lat
+    assert "ratio ≤ ×1.200" in lat
+    # The levels each side reads, and how the FAIL side is corrected for several critical rules.
+    assert "**Levels:** a PASS reads 95% intervals, a FAIL 97.5% intervals" in md
+    assert f"**Multiplicity:** {decision.multiplicity}" in md and "Bonferroni over 2 critical rules" in md
     # Order of the sections is the order a reviewer reads them in.
     heads = ["## Rules", "**Counts:** 200 pairs, 3 request errors, 0 unpaired", "## Methods", "## Latency"]
     assert [md.index(h) for h in heads] == sorted(md.index(h) for h in heads)
@@ -107,6 +115,16 @@ def test_unbounded_interval_renders_as_dash(case: tuple[Comparison, Decision, di
     md = _md(comparison.model_copy(update={"metrics": comparison.metrics | {EM: changed}}), decision)
     assert "| 0.050 [—, —] |" in _row(md, EM, "non_inferiority")
     assert re.search(r"\binf\b", md) is None
+
+
+def test_caveats_are_shown(case: tuple[Comparison, Decision, dict]) -> None:
+    comparison, decision, _ = case
+    assert "**Caveats**" not in _md(comparison, decision)
+    em = comparison.metrics[EM]
+    caveat = "only 8 clusters (a cluster-robust interval needs at least 30 to be trusted)"
+    changed = em.model_copy(update={"evidence": em.evidence.model_copy(update={"caveat": caveat})})
+    md = _md(comparison.model_copy(update={"metrics": comparison.metrics | {EM: changed}}), decision)
+    assert f"- `{EM}`: {caveat}" in md and md.index("**Caveats**") < md.index("## Methods")
 
 
 def test_unpaired_warning_only_when_unpaired(case: tuple[Comparison, Decision, dict]) -> None:
