@@ -4,19 +4,24 @@
 resolve_production()  registry alias -> version -> the endpoint serving it (aire.yaml)
 canary()              a rotating subset of the golden suite against production, compared pairwise
                       with the same inputs' scores recorded when that version was evaluated (one-sided
-                      non-inferiority and floors: the gate's statistics and policy)
+                      non-inferiority and floors: the gate's statistics and policy, judge_canary), at
+                      the policy's alpha and at its canary_severe_alpha; its verdicts are kept with its
+                      store run, and aire.escalation turns them into HEALTHY / SUSPECT / ROLLBACK
 check_traffic()       the production logs of the current window: Great Expectations validation, then
                       drift vs the reference window (aire.drift), then SLO burn rates (aire.slo)
-respond()             a breach (canary FAIL, or a page-severity SLO burn) opens an incident and rolls
-                      production back (aire.incidents); everything is recorded in an MLflow run and
-                      exported for Prometheus
+respond()             a breach (a canary FAIL confirmed by the version's previous canary or FAILing at
+                      the severe level, or a page-severity SLO burn) opens an incident and rolls
+                      production back (aire.incidents); a first FAIL is only suspect; everything is
+                      recorded in an MLflow run and exported for Prometheus
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +31,8 @@ from pydantic import BaseModel, Field
 
 from aire.config import EndpointConfig, load_config
 from aire.errors import AireError
-from aire.gate import Policy, Verdict, decide, load_policy
+from aire.escalation import CanaryState, Escalation, escalate
+from aire.gate import Decision, Policy, Verdict, decide, load_policy
 from aire.settings import Settings
 
 
@@ -37,13 +43,24 @@ class MonitorError(AireError):
 class CanaryResult(BaseModel):
     suite: str
     n: int
-    verdict: Verdict
+    verdict: Verdict  # at the policy's alpha
     reasons: list[str]
     accuracy: dict[str, float]  # metric -> production now
     baseline: dict[str, float]  # metric -> the same inputs when the version was evaluated
     delta: dict[str, tuple[float, float, float]]  # metric -> (value, ci_low, ci_high)
     baseline_run: str | None
     offset: int  # where in the suite this run's rotating subset starts
+    # The same evidence decided at the policy's canary_severe_alpha, and what the run of FAILs of this
+    # version makes of this verdict (aire.escalation): only ROLLBACK is a breach.
+    severe_verdict: Verdict | None = None
+    severe_alpha: float | None = None
+    escalation: Escalation | None = None
+    run_id: str | None = None  # the canary's run in the store
+    resumed: bool = False  # a retried task that reused its unfinished run
+
+    @property
+    def rolls_back(self) -> bool:
+        return self.escalation.rolls_back if self.escalation is not None else self.verdict is Verdict.FAIL
 
 
 class TrafficResult(BaseModel):
@@ -68,6 +85,8 @@ class MonitorResult(BaseModel):
     traffic: TrafficResult | None
     breach: bool
     reasons: list[str]
+    # A canary FAIL not yet confirmed (aire.escalation): reported and exported, no incident.
+    suspect: list[str] = Field(default_factory=list)
     incident_id: int | None = None
     rolled_back_to: str | None = None
     incident_was_open: bool = False
@@ -126,18 +145,51 @@ def _canary_policy(policy: Policy, n: int) -> Policy:
     return policy.model_copy(update={"rules": rules, "n_min": min(policy.n_min, n)})
 
 
+@dataclass(frozen=True)
+class CanaryJudgement:
+    comparison: Any  # aire.evidence.Comparison at the policy's alpha
+    decision: Decision  # at the policy's alpha (FAIL read at its family-wise fail_alpha)
+    severe: Decision  # the same evidence at canary_severe_alpha
+
+
+def _compare(data: Any, policy: Policy) -> Any:
+    """compare() at the policy's alpha, the FAIL side's intervals at its family-wise ``fail_alpha``."""
+    from aire.evidence import compare
+
+    return compare(data, alpha=policy.alpha, fail_alpha=policy.fail_alpha, supplementary=False, latency=False)
+
+
+def judge_canary(policy: Policy, data: Any, size: int) -> CanaryJudgement:
+    """The canary's decision, pure: the gate's statistics on the quality rules (``_canary_policy``),
+    at the policy's alpha and again at its ``canary_severe_alpha``. ``data``: aire.evidence.PairedData
+    (counts included); ``size``: inputs requested."""
+    normal = _canary_policy(policy, size)
+    severe = normal.model_copy(update={"alpha": policy.canary_severe_alpha})
+    comparison = _compare(data, normal)
+    decision = decide(normal, comparison.evidence(set()), data.counts)
+    strict = decide(severe, _compare(data, severe).evidence(set()), data.counts)
+    return CanaryJudgement(comparison=comparison, decision=decision, severe=strict)
+
+
 async def canary(
     settings: Settings,
     *,
     model: str,
+    version: str,
     endpoint: EndpointConfig,
     suite: str,
     policy_path: Path,
     size: int,
+    probe_id: str | None = None,
 ) -> CanaryResult | None:
-    """None when no baseline exists for this version (nothing to compare with: reported, no breach)."""
+    """None when no baseline exists for this version (nothing to compare with: reported, no breach).
+
+    ``probe_id`` names this probe (the flow passes its flow run's id): a retried task finds the run an
+    earlier attempt left unfinished, keeps its subset and requests only the samples not yet stored.
+    Without it a canary is a point-in-time probe, never resumed.
+    """
     from aire.endpoints import EndpointClient, request_fingerprint
-    from aire.evidence import PairedData, compare
+    from aire.evidence import PairedData
     from aire.gate import Counts
     from aire.offline import check_endpoints, load_suite_with_evaluators
     from aire.store import FINISHED, SampleResult, Store
@@ -145,7 +197,10 @@ async def canary(
     policy, _ = load_policy(policy_path)
     loaded, evaluators = load_suite_with_evaluators(settings, suite)
     store = Store(settings.resolved_store_url)
-    base_run = find_baseline(store, loaded.name, endpoint)
+    identity = {"model": model, "version": str(version), **endpoint.identity()}
+    resume_key = _resume_key(probe_id) if probe_id else uuid.uuid4().hex
+    run = _probe_run(store, resume_key) if probe_id else None
+    base_run = find_baseline(store, loaded.name, endpoint) if run is None else store.get_run(run.params["baseline_run"])
     if base_run is None:
         return None
     baseline = {r.sample_id: r for r in store.results(base_run.id) if r.error_type is None}
@@ -153,61 +208,99 @@ async def canary(
     ids = sorted(i for i in baseline if i in by_id)
     if not ids:
         return None
-    # Rotate through the suite, one subset per run, so production is probed on all of it over time.
-    n_before = _count_canaries(store, loaded.name, endpoint.name)
-    size = min(size, len(ids))
-    offset = (n_before * size) % len(ids)
-    chosen = [ids[(offset + i) % len(ids)] for i in range(size)]
+    if run is None:
+        # Rotate through the suite, one subset per finished canary of this version, so production is
+        # probed on all of it over time (an unfinished or crashed canary does not shift the rotation).
+        size = min(size, len(ids))
+        offset = (_count_version_canaries(store, loaded.name, identity) * size) % len(ids)
+        chosen = [ids[(offset + i) % len(ids)] for i in range(size)]
+    else:
+        offset, chosen = int(run.params["offset"]), [i for i in run.params["sample_ids"] if i in by_id]
     await check_endpoints(settings, endpoint)
-    run = store.create_run(
-        kind="canary",
-        resume_key=uuid.uuid4().hex,  # a canary is a point-in-time probe: never resumed
-        suite=loaded.name,
-        suite_version=loaded.version,
-        endpoint=endpoint.name,
-        served_model=endpoint.model,
-        params={"model": model, "offset": offset, "baseline_run": base_run.id, **endpoint.identity()},
-        n_samples=size,
-    )
-    results: dict[str, dict[str, float]] = {}
-    async with EndpointClient(
-        endpoint,
-        concurrency=settings.concurrency,
-        timeout_s=settings.request_timeout_s,
-        max_attempts=settings.max_attempts,
-    ) as client:
+    resumed = run is not None
+    if run is None:
+        run = store.create_run(
+            kind="canary",
+            resume_key=resume_key,
+            suite=loaded.name,
+            suite_version=loaded.version,
+            endpoint=endpoint.name,
+            served_model=endpoint.model,
+            params={**identity, "offset": offset, "baseline_run": base_run.id, "sample_ids": chosen},
+            n_samples=len(chosen),
+        )
+    todo = [sid for sid in chosen if sid not in store.completed_ids(run.id)]
+    if todo:
+        async with EndpointClient(
+            endpoint,
+            concurrency=settings.concurrency,
+            timeout_s=settings.request_timeout_s,
+            max_attempts=settings.max_attempts,
+        ) as client:
+            # Each row is committed as it finishes: a retry after a crash requests only the rest.
+            with store.writer(run.id, lambda s: request_fingerprint(endpoint, s, loaded.spec.generation)) as writer:
 
-        async def one(sid: str) -> SampleResult:
-            sample = by_id[sid]
-            completion = await client.generate(sample, loaded.spec.generation)
-            scores = {k: await ev.score(sample, completion) for k, ev in evaluators.items()}
-            results[sid] = {k: s.value for k, s in scores.items()} if completion.ok else {}
-            return SampleResult(sample=sample, completion=completion, scores=scores)
+                async def one(sid: str) -> None:
+                    sample = by_id[sid]
+                    completion = await client.generate(sample, loaded.spec.generation)
+                    scores = {k: await ev.score(sample, completion) for k, ev in evaluators.items()}
+                    writer.put(SampleResult(sample=sample, completion=completion, scores=scores))
 
-        done = await asyncio.gather(*(one(s) for s in chosen))
-    with store.writer(run.id, lambda s: request_fingerprint(endpoint, s, loaded.spec.generation)) as writer:
-        for r in done:
-            writer.put(r)
-    store.set_status(run.id, FINISHED)
+                tasks = [asyncio.ensure_future(one(s)) for s in todo]
+                try:
+                    await asyncio.gather(*tasks)
+                except BaseException:
+                    # Stop the rest before the writer closes; what was stored stays for the retry.
+                    for t in tasks:
+                        t.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    raise
 
-    paired = [sid for sid in chosen if results[sid]]
+    rows = {r.sample_id: r for r in store.results(run.id) if r.error_type is None}
+    paired = [sid for sid in chosen if sid in rows]
     quality = {
         f"{k}/mean": (
             np.array([baseline[sid].scores.get(k, math.nan) for sid in paired]),
-            np.array([results[sid].get(k, math.nan) for sid in paired]),
+            np.array([rows[sid].scores.get(k, math.nan) for sid in paired]),
             ev.spec.higher_is_better,
         )
         for k, ev in evaluators.items()
     }
-    counts = Counts(n_pairs=len(paired), n_errors=size - len(paired))
-    comparison = compare(PairedData(ids=paired, quality=quality, counts=counts), alpha=policy.alpha, latency=False)
-    decision = decide(_canary_policy(policy, size), comparison.evidence(set()), counts)
-    metrics = comparison.metrics
+    counts = Counts(n_pairs=len(paired), n_errors=len(chosen) - len(paired))
+    judged = judge_canary(policy, PairedData(ids=paired, quality=quality, counts=counts), len(chosen))
+    # The run of FAILs this canary may extend: this version's newest canaries since it last took
+    # production (only the newest confirmations - 1 can matter).
+    since = _production_since(store, model, str(version))
+    earlier = _recent_version_canaries(
+        store, loaded.name, identity, exclude=run.id, limit=max(0, policy.canary_confirmations - 1)
+    )
+    previous = [r.params.get("verdict") for r in earlier if since is None or _utc(r.created_at) >= since]
+    escalation = escalate(
+        judged.decision.verdict,
+        judged.severe.verdict,
+        [v if v in Verdict.__members__ else None for v in previous],
+        confirmations=policy.canary_confirmations,
+    )
+    # The verdicts go with the run, for the next canaries of this version to read; then it counts.
+    _set_params(
+        store,
+        run.id,
+        {
+            **run.params,
+            "verdict": judged.decision.verdict.value,
+            "severe_verdict": judged.severe.verdict.value,
+            "escalation": escalation.state.value,
+            "consecutive_fails": escalation.fails,
+        },
+    )
+    if run.status != FINISHED:
+        store.set_status(run.id, FINISHED)
+    metrics = judged.comparison.metrics
     return CanaryResult(
         suite=loaded.name,
         n=len(paired),
-        verdict=decision.verdict,
-        reasons=decision.reasons,
+        verdict=judged.decision.verdict,
+        reasons=judged.decision.reasons,
         accuracy={k: m.evidence.challenger.value for k, m in metrics.items() if m.evidence.challenger},
         baseline={k: m.evidence.champion.value for k, m in metrics.items() if m.evidence.champion},
         delta={
@@ -217,22 +310,102 @@ async def canary(
         },
         baseline_run=base_run.id,
         offset=offset,
+        severe_verdict=judged.severe.verdict,
+        severe_alpha=policy.canary_severe_alpha,
+        escalation=escalation,
+        run_id=run.id,
+        resumed=resumed,
     )
 
 
-def _count_canaries(store: Any, suite: str, endpoint: str) -> int:
+# The canary's own queries (like find_baseline above). TODO: move them into aire.store, which owns
+# the queries elsewhere (a ``Store.set_params`` and a finished-runs-by-kind query would do).
+def _resume_key(probe_id: str) -> str:
+    key = f"canary:{probe_id}"
+    return key if len(key) <= 64 else "canary:" + hashlib.sha256(probe_id.encode()).hexdigest()[:57]
+
+
+def _probe_run(store: Any, resume_key: str) -> Any:
+    """The canary run this probe started (a retried task), if any: unfinished, or finished by an attempt
+    that failed after it (then nothing is requested again and the same verdict is recomputed)."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from aire.store import RunRow
+
+    with Session(store.engine) as session:
+        run = session.scalars(
+            select(RunRow).where(RunRow.resume_key == resume_key).order_by(RunRow.created_at.desc()).limit(1)
+        ).first()
+    return run if run is not None and run.kind == "canary" and "sample_ids" in run.params else None
+
+
+def _of_version(suite: str, identity: dict[str, Any]) -> list[Any]:
+    """SQL conditions: finished canaries of this version (model, registry version, endpoint and, where
+    known, its weights' digest) on the suite."""
+    from aire.store import FINISHED, RunRow
+
+    where = [
+        RunRow.kind == "canary",
+        RunRow.suite == suite,
+        RunRow.endpoint == identity["endpoint"],
+        RunRow.status == FINISHED,
+        RunRow.params["model"].as_string() == identity["model"],
+        RunRow.params["version"].as_string() == identity["version"],
+    ]
+    if identity.get("weights_digest"):
+        where.append(RunRow.params["weights_digest"].as_string() == identity["weights_digest"])
+    return where
+
+
+def _count_version_canaries(store: Any, suite: str, identity: dict[str, Any]) -> int:
     from sqlalchemy import func, select
 
     from aire.store import RunRow
 
     with store.engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(func.count())
-                .select_from(RunRow)
-                .where(RunRow.kind == "canary", RunRow.suite == suite, RunRow.endpoint == endpoint)
-            ).scalar_one()
+        query = select(func.count()).select_from(RunRow).where(*_of_version(suite, identity))
+        return int(conn.execute(query).scalar_one())
+
+
+def _recent_version_canaries(
+    store: Any, suite: str, identity: dict[str, Any], *, exclude: str | None, limit: int
+) -> list[Any]:
+    """The newest finished canaries of this version, newest first (at most ``limit``)."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from aire.store import RunRow
+
+    query = select(RunRow).where(*_of_version(suite, identity))
+    if exclude is not None:
+        query = query.where(RunRow.id != exclude)
+    with Session(store.engine) as session:
+        return list(
+            session.scalars(query.order_by(RunRow.finished_at.desc(), RunRow.created_at.desc()).limit(limit)).all()
         )
+
+
+def _production_since(store: Any, model: str, version: str) -> datetime | None:
+    """When this version last took ``production`` (alias history): a run of FAILs starts over after a
+    rollback and a re-promotion. None when the history has no such move."""
+    from aire.registry import history
+
+    moves = [m for m in history(store, model) if m.alias == "production" and m.version == version]
+    return _utc(moves[-1].at) if moves else None
+
+
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # SQLite returns naive UTC
+
+
+def _set_params(store: Any, run_id: str, params: dict[str, Any]) -> None:
+    from sqlalchemy import update
+
+    from aire.store import RunRow
+
+    with store.engine.begin() as conn:
+        conn.execute(update(RunRow).where(RunRow.id == run_id).values(params=params))
 
 
 # ------------------------------------------------------------------------------------------ traffic
@@ -306,18 +479,32 @@ def breaches(canary_result: CanaryResult | None, traffic: TrafficResult | None) 
     """What warrants an incident and a rollback. Drift and bad rows are reported but page nobody on
     their own: a new kind of traffic is not a broken model."""
     out = []
-    if canary_result is not None and canary_result.verdict is Verdict.FAIL:
-        out.append("canary: " + "; ".join(canary_result.reasons))
+    if canary_result is not None and canary_result.rolls_back:
+        out.append(f"canary: {_escalation_text(canary_result)}: " + "; ".join(canary_result.reasons))
     if traffic is not None:
         out += [f"SLO burn: {f}" for f in traffic.slo_firing if f.endswith("/page")]
     return out
 
 
+def suspicions(canary_result: CanaryResult | None) -> list[str]:
+    """A canary FAIL that is not (yet) a breach: one of the consecutive FAILs a rollback needs."""
+    if canary_result is None or canary_result.escalation is None:
+        return []
+    if canary_result.escalation.state is not CanaryState.SUSPECT:
+        return []
+    return [f"canary: {_escalation_text(canary_result)}: " + "; ".join(canary_result.reasons)]
+
+
+def _escalation_text(c: CanaryResult) -> str:
+    return c.escalation.text() if c.escalation is not None else f"{c.verdict.value}"
+
+
 def markdown_report(result: MonitorResult, traffic_md: str) -> str:
     lines = [f"# Monitor: {result.model} v{result.version} at {result.endpoint}", ""]
-    lines.append(
-        f"**{'BREACH' if result.breach else 'healthy'}**" + (f": {'; '.join(result.reasons)}" if result.reasons else "")
-    )
+    status, why = ("BREACH", result.reasons) if result.breach else ("suspect", result.suspect)
+    if not result.breach and not result.suspect:
+        status = "healthy"
+    lines.append(f"**{status}**" + (f": {'; '.join(why)}" if why else ""))
     if result.incident_id is not None:
         moved = f", production rolled back to v{result.rolled_back_to}" if result.rolled_back_to else ""
         seen = " (already open: handled by an earlier run)" if result.incident_was_open else ""
@@ -331,6 +518,16 @@ def markdown_report(result: MonitorResult, traffic_md: str) -> str:
             f"Suite `{c.suite}`, {c.n} inputs from offset {c.offset}, baseline run `{c.baseline_run}`: "
             f"**{c.verdict.value}**",
             "",
+        ]
+        if c.escalation is not None:
+            severe = "" if c.severe_verdict is None else f"{c.severe_verdict.value}"
+            level = "" if c.severe_alpha is None else f" (two-sided alpha {c.severe_alpha:g})"
+            lines += [
+                f"Escalation: **{c.escalation.state.value}**, {c.escalation.text()}; "
+                f"at the severe level{level}: {severe}" + ("; resumed after a retry" if c.resumed else ""),
+                "",
+            ]
+        lines += [
             "| metric | baseline | now | delta [95% CI] |",
             "|---|---:|---:|---|",
         ]
@@ -370,6 +567,7 @@ def respond_and_record(
         traffic=traffic,
         breach=bool(reasons),
         reasons=reasons,
+        suspect=suspicions(canary_result),
     )
     rollback_error: str | None = None
     if reasons:
@@ -418,11 +616,20 @@ def _record(settings: Settings, result: MonitorResult) -> str:
     }
     if result.incident_id is not None:
         tags["aire.incident"] = str(result.incident_id)
+    c = result.canary
+    if c is not None:
+        tags["aire.canary_verdict"] = c.verdict.value
+    if c is not None and c.escalation is not None:
+        tags["aire.canary_escalation"] = c.escalation.state.value  # HEALTHY / SUSPECT / ROLLBACK
+        tags["aire.canary_fails"] = f"{c.escalation.fails} of {c.escalation.needed}"
+        tags["aire.canary_severe_verdict"] = "" if c.severe_verdict is None else c.severe_verdict.value
     mc, run_id = _start_run(settings, f"monitor: {result.model} v{result.version}", tags)
     try:
         now = int(datetime.now(UTC).timestamp() * 1000)
         metrics = {f"canary/{k}": v for k, v in (result.canary.accuracy if result.canary else {}).items()}
         metrics |= {f"canary_delta/{k}": v[0] for k, v in (result.canary.delta if result.canary else {}).items()}
+        if c is not None and c.escalation is not None:
+            metrics["canary/consecutive_fails"] = c.escalation.fails
         if result.traffic is not None:
             metrics["traffic/n_current"] = result.traffic.n_current
             metrics["traffic/bad_fraction"] = result.traffic.bad_fraction
@@ -432,7 +639,10 @@ def _record(settings: Settings, result: MonitorResult) -> str:
         mc.log_batch(
             run_id,
             metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and math.isfinite(v)],
-            tags=[RunTag("aire.reasons", "; ".join(result.reasons)[:5000])],
+            tags=[
+                RunTag("aire.reasons", "; ".join(result.reasons)[:5000]),
+                RunTag("aire.suspect", "; ".join(result.suspect)[:5000]),
+            ],
         )
         mc.log_text(run_id, result.report, "report.md")
         mc.log_dict(run_id, result.model_dump(mode="json", exclude={"report"}), "monitor.json")
@@ -473,8 +683,36 @@ def _export(settings: Settings, result: MonitorResult) -> None:
         burn=burn,
         drift=drift,
         incidents_open=len(list_incidents(Store(settings.resolved_store_url), result.model, include_cleared=False)),
-        outcome="breach" if result.breach else "ok",
+        outcome="breach" if result.breach else "suspect" if result.suspect else "ok",
     )
+    if c is not None and c.escalation is not None:
+        # The escalation of a canary FAIL, on the same registry (the textfile carries them).
+        from prometheus_client import Gauge
+
+        labels = (result.model, str(result.version), result.endpoint)
+        names = ["model", "version", "endpoint"]
+        fails = Gauge(
+            "aire_canary_consecutive_fails",
+            "Consecutive canary FAILs of the production version (a rollback needs aire_canary_fails_needed).",
+            names,
+            registry=metrics.registry,
+        )
+        needed = Gauge(
+            "aire_canary_fails_needed",
+            "Consecutive canary FAILs that confirm a rollback.",
+            names,
+            registry=metrics.registry,
+        )
+        state = Gauge(
+            "aire_canary_escalation",
+            "1 for the canary's escalation state.",
+            [*names, "state"],
+            registry=metrics.registry,
+        )
+        fails.labels(*labels).set(c.escalation.fails)
+        needed.labels(*labels).set(c.escalation.needed)
+        for s in CanaryState:
+            state.labels(*labels, s.value).set(1.0 if c.escalation.state is s else 0.0)
     # One file per model, so monitoring two models does not overwrite one with the other.
     path = settings.resolved_home() / "metrics" / f"{result.model}.prom"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,16 +2,19 @@
 
 Scheduled by ``aire schedule`` (``flow.serve``: no work pool) or by ``prefect deploy`` with
 infra/prefect.yaml (a process worker, as in the compose stack). Tasks: canary, check-traffic,
-respond-and-record; a breach opens an incident and rolls production back.
+respond-and-record; a breach (a confirmed or severe canary FAIL, a paging SLO burn) opens an incident
+and rolls production back; a first canary FAIL is only suspect (aire.escalation).
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NONE
+from prefect.runtime import flow_run
 
 from aire.config import EndpointConfig
 from aire.monitor import (
@@ -28,8 +31,20 @@ from aire.settings import get_settings
 
 
 @task(name="canary", retries=1, retry_delay_seconds=5, cache_policy=NONE)
-async def canary_task(model: str, endpoint: EndpointConfig, suite: str, policy: Path, size: int) -> CanaryResult | None:
-    return await canary(get_settings(), model=model, endpoint=endpoint, suite=suite, policy_path=policy, size=size)
+async def canary_task(
+    model: str, version: str, endpoint: EndpointConfig, suite: str, policy: Path, size: int, probe_id: str
+) -> CanaryResult | None:
+    # probe_id is the flow run's: a retry of this task reuses the canary run the failed attempt began.
+    return await canary(
+        get_settings(),
+        model=model,
+        version=version,
+        endpoint=endpoint,
+        suite=suite,
+        policy_path=policy,
+        size=size,
+        probe_id=probe_id,
+    )
 
 
 @task(name="check-traffic", cache_policy=NONE)
@@ -78,10 +93,14 @@ async def monitor(
     model = model or settings.registered_model
     version, endpoint = resolve_production(settings, model)
     log_dir = Path(logs) if logs else settings.resolved_home() / "logs"
+    probe_id = f"{flow_run.id or uuid.uuid4().hex}:canary"
     canary_result = await canary_task(
-        model, endpoint, suite, Path(policy) if policy else settings.gate_policy, canary_size
+        model, version, endpoint, suite, Path(policy) if policy else settings.gate_policy, canary_size, probe_id
     )
     traffic = traffic_task(log_dir, window_s, reference_s, endpoint.name, embeddings, since)
     result = respond_task(model, version, endpoint, canary_result, traffic)
-    print(f"monitor {model} v{version}: {'BREACH: ' + '; '.join(result.reasons) if result.breach else 'healthy'}")
+    status = "BREACH: " + "; ".join(result.reasons) if result.breach else "healthy"
+    if not result.breach and result.suspect:
+        status = "suspect: " + "; ".join(result.suspect)
+    print(f"monitor {model} v{version}: {status}")
     return result

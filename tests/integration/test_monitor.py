@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,6 +137,8 @@ def test_silent_regression_is_caught_and_rolled_back(
     out = capsys.readouterr().out
     assert code == 1, out
     assert "BREACH" in out and "canary" in out
+    # ~30 wrong answers in 100 FAIL even at the severe level: rolled back at once, not after a second run.
+    assert "FAIL at the severe level" in out, out
     assert production() == v1  # rolled back
 
     from aire.incidents import list_incidents
@@ -157,7 +160,9 @@ def test_silent_regression_is_caught_and_rolled_back(
     validation = report["traffic"]["validation"]
     assert validation["n_bad_rows"] >= 1 and validation["unparseable"]  # reported, not a crash
     assert report["traffic"]["bad_fraction"] == validation["n_bad_rows"] / validation["n_rows"]
-    assert report["canary"]["verdict"] == "FAIL"
+    assert report["canary"]["verdict"] == "FAIL" and report["canary"]["severe_verdict"] == "FAIL"
+    assert report["canary"]["escalation"]["state"] == "ROLLBACK" and report["canary"]["escalation"]["severe"]
+    assert run.data.tags["aire.canary_escalation"] == "ROLLBACK"
 
     prom = (aire_env / "metrics" / f"{MODEL}.prom").read_text()
     assert "aire_incidents_open" in prom and 'outcome="breach"' in prom
@@ -176,14 +181,16 @@ def test_scheduled_run_executes_the_flow(deployed: dict[str, object], aire_env: 
     # The runner polls for due runs every 10 s by default; 1 s keeps the test short.
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
     proc = subprocess.Popen(
-        [AIRE, "schedule", "--interval", "5", "--no-embeddings", "--canary-size", "20", "--name", "test-monitor"],
+        [AIRE, "schedule", "--interval", "15", "--no-embeddings", "--canary-size", "20", "--name", "test-monitor"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 120
+        # Each due run is a subprocess importing Prefect and MLflow; every 15 s rather than every 5 s,
+        # so runs piling up on a loaded 2-core box do not starve the first (it once took over 120 s).
+        deadline = time.monotonic() + 240
         states: list[str] = []
         while time.monotonic() < deadline and "COMPLETED" not in states:
             time.sleep(2)
@@ -253,3 +260,134 @@ def test_two_concurrent_monitor_runs_roll_back_once(deployed: dict[str, object],
     assert len(list_incidents(store, MODEL)) == 1
     assert [m.verdict for m in history(store, MODEL)].count("ROLLBACK") == 1
     assert production() == deployed["v1"]
+
+
+def canary_runs() -> list[Any]:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from aire.store import RunRow, Store
+
+    with Session(Store(get_settings().resolved_store_url).engine) as session:
+        return list(session.scalars(select(RunRow).where(RunRow.kind == "canary").order_by(RunRow.created_at)))
+
+
+def test_a_first_mild_fail_is_suspect_and_the_confirming_one_rolls_back(
+    deployed: dict[str, object], aire_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlflow import MlflowClient
+
+    from aire.incidents import list_incidents
+    from aire.store import Store
+
+    b: Fake = deployed["b"]  # type: ignore[assignment]
+    v1, v2 = deployed["v1"], deployed["v2"]
+    store = Store(get_settings().resolved_store_url)
+    # 14 wrong answers in each half of the suite (seed 8): each canary of 100 FAILs at the policy's
+    # level (0.86 vs 1.00 against a 0.03 margin), but not at the severe level.
+    b.start("--wrong-rate", "0.12", "--seed", "8")
+    assert main(["monitor", "--no-embeddings", "--canary-size", "100"]) == 0  # suspect: nobody paged
+    out = capsys.readouterr().out
+    assert "**suspect**" in out and "FAIL 1 of 2 needed" in out, out
+    assert production() == v2 and list_incidents(store, MODEL) == []
+    run_id = out.split("MLflow run: ")[1].split()[0]
+    tags = MlflowClient(tracking_uri=get_settings().resolved_tracking_uri).get_run(run_id).data.tags
+    assert tags["aire.canary_escalation"] == "SUSPECT" and tags["aire.canary_fails"] == "1 of 2"
+    assert tags["aire.breach"] == "false" and "FAIL 1 of 2" in tags["aire.suspect"]
+    prom = (aire_env / "metrics" / f"{MODEL}.prom").read_text()
+    labels = f'endpoint="prod-b",model="{MODEL}",version="{v2}"'
+    assert f"aire_canary_consecutive_fails{{{labels}}} 1.0" in prom, prom
+    assert f'aire_canary_escalation{{endpoint="prod-b",model="{MODEL}",state="SUSPECT",version="{v2}"}} 1.0' in prom
+    assert 'outcome="suspect"' in prom
+
+    assert main(["monitor", "--no-embeddings", "--canary-size", "100"]) == 1  # the confirming FAIL
+    out = capsys.readouterr().out
+    assert "BREACH" in out and "FAIL 2 of 2: confirmed" in out, out
+    assert production() == v1
+    (incident,) = list_incidents(store, MODEL)
+    assert incident.version == v2 and incident.rolled_back_to == v1
+    # Each canary's verdict is kept with its run (what the next canary of the version reads).
+    assert [
+        (r.params["offset"], r.params["verdict"], r.params["severe_verdict"], r.params["escalation"])
+        for r in canary_runs()
+    ] == [(0, "FAIL", "INCONCLUSIVE", "SUSPECT"), (100, "FAIL", "INCONCLUSIVE", "ROLLBACK")]
+
+    # Cleared and promoted again, v2 starts a new run of FAILs: its earlier two do not confirm this one.
+    assert main(["incidents", "clear", str(incident.id), "--reason", "fixed the weights (not really)"]) == 0
+    assert (
+        main(["promote", "--model", MODEL, "--version", v2, "--alias", "production", "--force", "--reason", "again"])
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["monitor", "--no-embeddings", "--canary-size", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "FAIL 1 of 2 needed" in out, out
+    assert production() == v2 and canary_runs()[-1].params["escalation"] == "SUSPECT"
+
+
+def test_rotation_counts_only_finished_canaries_of_this_version(deployed: dict[str, object], aire_env: Path) -> None:
+    from aire.store import FINISHED, Store
+
+    store = Store(get_settings().resolved_store_url)
+    assert main(["monitor", "--no-embeddings", "--canary-size", "50"]) == 0
+    (first,) = canary_runs()
+    assert first.params["offset"] == 0 and first.status == FINISHED and first.params["version"] == deployed["v2"]
+    # An attempt that died before finishing, and a canary of another version behind the same endpoint:
+    # neither may shift this version's rotation (a skipped subset would go unprobed for a whole cycle).
+    fields = {
+        "kind": "canary",
+        "suite": first.suite,
+        "suite_version": first.suite_version,
+        "endpoint": first.endpoint,
+        "served_model": first.served_model,
+        "n_samples": 50,
+    }
+    store.create_run(resume_key="crashed", params={**first.params, "offset": 50}, **fields)
+    other = store.create_run(resume_key="other", params={**first.params, "version": "999", "offset": 50}, **fields)
+    store.set_status(other.id, FINISHED)
+    assert main(["monitor", "--no-embeddings", "--canary-size", "50"]) == 0
+    assert main(["monitor", "--no-embeddings", "--canary-size", "50"]) == 0
+    mine = [r for r in canary_runs() if r.resume_key not in ("crashed", "other")]
+    assert [r.params["offset"] for r in mine] == [0, 50, 100]
+    assert len({tuple(r.params["sample_ids"]) for r in mine}) == 3  # three different subsets
+
+
+def test_a_retried_canary_task_reuses_its_run(
+    deployed: dict[str, object], aire_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The flow's canary task dies after ~40 samples are stored; Prefect retries it (retries=1): the retry
+    finds the run by the flow run's probe id, keeps its subset, and requests only the samples not stored."""
+    from aire.endpoints import EndpointClient
+    from aire.store import FINISHED, Store
+
+    store = Store(get_settings().resolved_store_url)
+    real = EndpointClient.generate
+    done = {"first": 0}
+    stored_at_retry: set[str] = set()
+    retried: list[str] = []
+
+    async def flaky(self: EndpointClient, sample: Any, params: Any) -> Any:
+        if done["first"] >= 40:  # the retry
+            if not retried:
+                (run,) = canary_runs()
+                assert run.status != FINISHED
+                stored_at_retry.update(store.completed_ids(run.id))
+            retried.append(sample.id)
+            return await real(self, sample, params)
+        completion = await real(self, sample, params)
+        done["first"] += 1
+        if done["first"] == 40:
+            raise RuntimeError("injected: the canary task dies mid-way")
+        return completion
+
+    monkeypatch.setattr(EndpointClient, "generate", flaky)
+    assert main(["monitor", "--no-embeddings", "--canary-size", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "resumed after a retry" in out, out
+    (run,) = canary_runs()  # one run for the probe, not one per attempt
+    assert run.status == FINISHED and run.resume_key.startswith("canary:") and run.params["offset"] == 0
+    assert store.count_results(run.id) == 100 and len(store.completed_ids(run.id)) == 100
+    assert 30 <= len(stored_at_retry) < 100, len(stored_at_retry)  # the first attempt's rows were kept
+    assert not stored_at_retry & set(retried)  # nothing stored was requested again
+    assert stored_at_retry | set(retried) == set(run.params["sample_ids"])
+    assert len(retried) == 100 - len(stored_at_retry)
