@@ -3,14 +3,17 @@ the difference, per metric, with the statistical method that produced it.
 
 Which method gives the gate's difference interval:
 
-- samples share a group (``group_field`` in the suite): cluster-robust SE (statsmodels);
+- samples share a group (``group_field`` in the suite): cluster-robust SE (statsmodels), t(G - 1)
+  critical values; fewer than 30 clusters: a caveat, so the gate does not PASS on it;
 - 0/1 scores: McNemar's test with the paired-proportions interval;
-- other scores: seeded paired BCa bootstrap (10,000 resamples);
+- other scores: seeded paired BCa bootstrap (10,000 resamples), widened to the adjusted paired t
+  when fewer than 50 pairs differ;
 - pairing impossible (fewer than 2 pairs, both arms scored): Welch, flagged ``paired=False``;
 - sequential mode: the always-valid confidence sequence, for every quality metric.
 
 The paired t interval (and the bootstrap, where it is not the chosen one) is reported beside it,
-so a reviewer sees the methods agree. Latency percentiles get a paired bootstrap of the difference.
+so a reviewer sees the methods agree. Latency percentiles get a paired bootstrap of the difference and
+the ratio, widened to the MOVER interval of the arms' order-statistic CIs (``percentile_differences``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from aire.comparison import (
     mcnemar,
     paired_bootstrap,
     paired_t,
-    percentile_resamples,
+    percentile_differences,
     unpaired,
 )
 from aire.gate import Counts, Interval, MetricEvidence
@@ -224,14 +227,9 @@ def _latency(
     a, b = a[keep], b[keep]
     out: list[MetricComparison] = []
     qs = list(PERCENTILES.values())
-    resampled = percentile_resamples(a, b, qs, n_resamples, seed) if len(a) >= 2 else None
-
-    def from_resamples(draws: np.ndarray, point: float) -> Interval:
-        low, high = np.quantile(draws, [levels.alpha / 2, 1 - levels.alpha / 2])
-        fail_low, fail_high = np.quantile(draws, [levels.fail_alpha / 2, 1 - levels.fail_alpha / 2])
-        return Interval(
-            value=point, ci_low=float(low), ci_high=float(high), fail_low=float(fail_low), fail_high=float(fail_high)
-        )
+    diffs: list[Difference | None] = [None] * len(qs)
+    if len(a) >= 2:
+        diffs = list(percentile_differences(a, b, qs, levels.alpha, n_resamples, seed, fail_alpha=levels.fail_alpha))
 
     def arm(values: np.ndarray, q: float) -> Interval | None:
         if not len(values):
@@ -239,22 +237,35 @@ def _latency(
         iv = _interval(*quantile_ci(values, q, 1 - levels.alpha))
         return _with_fail(iv, _interval(*quantile_ci(values, q, 1 - levels.fail_alpha)))
 
-    for j, (name, q) in enumerate(PERCENTILES.items()):
+    for (name, q), diff in zip(PERCENTILES.items(), diffs, strict=True):
         delta = ratio = None
-        if resampled is not None:
-            qa, qb = float(np.quantile(a, q)), float(np.quantile(b, q))
-            delta = from_resamples(resampled[0][:, j], qb - qa)
-            ratio = from_resamples(resampled[1][:, j], qb / qa if qa > 0 else math.inf)
+        if diff is not None:
+            delta = Interval(
+                value=diff.delta,
+                ci_low=diff.ci_low,
+                ci_high=diff.ci_high,
+                fail_low=diff.fail_low,
+                fail_high=diff.fail_high,
+            )
+            ratio = Interval.model_validate(diff.ratio.model_dump()) if diff.ratio else None
         out.append(
             MetricComparison(
                 metric=f"latency/{sli}/{name}",
                 kind="latency",
                 higher_is_better=False,
                 evidence=MetricEvidence(
-                    champion=arm(a, q), challenger=arm(b, q), delta=delta, ratio=ratio, higher_is_better=False
+                    champion=arm(a, q),
+                    challenger=arm(b, q),
+                    delta=delta,
+                    ratio=ratio,
+                    higher_is_better=False,
+                    caveat=diff.caveat if diff else None,
                 ),
                 method="paired_bootstrap" if delta else "none",
-                note="difference and ratio: paired bootstrap of the percentile; arms: order-statistic CI",
+                note=(
+                    "difference and ratio: hull of the paired bootstrap of the percentile and the MOVER interval "
+                    "of the arms' order-statistic CIs; arms: order-statistic CI"
+                ),
             )
         )
     return out

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from aire.evidence import PairedData, compare
-from aire.gate import Counts, Policy, Rule, Verdict, decide
+from aire.gate import Counts, MetricEvidence, Policy, Rule, Verdict, decide
 from aire.sequential import fixed_n_plan
 
 ALPHA = 0.05
@@ -157,3 +157,35 @@ def test_a_would_be_pass_with_8_clusters_is_inconclusive() -> None:
     few, reasons = verdict(8)
     assert few is Verdict.INCONCLUSIVE and any("within, but only 8 clusters" in r for r in reasons)
     assert verdict(40)[0] is Verdict.PASS
+
+
+def _latencies(rng: np.random.Generator, n: int, factor: float) -> PairedData:
+    """TTFT-like latencies: lognormal, each challenger request correlated with its champion twin."""
+    a = rng.lognormal(math.log(100), 0.4, n)
+    b = factor * a * rng.lognormal(0, 0.1, n)
+    return PairedData(ids=[str(i) for i in range(n)], latency={"ttft_ms": (a, b)}, counts=Counts(n_pairs=n))
+
+
+def test_latency_relative_on_simulated_latencies() -> None:
+    """latency_relative reads the ratio of the percentiles (challenger / champion) from the same
+    paired resamples as the difference: PASS under x1.2, FAIL beyond it, never PASS on a tail too thin."""
+    rng = np.random.default_rng(11)
+
+    def judge(n: int, factor: float, metric: str = "latency/ttft_ms/p95") -> tuple[Verdict, MetricEvidence, str]:
+        rules = [Rule(metric=m, kind="latency_relative", max_increase=0.2) for m in (metric, "latency/ttft_ms/p50")]
+        policy = Policy(alpha=ALPHA, rules=rules)  # two critical rules: a FAIL reads 97.5% intervals
+        comp = compare(_latencies(rng, n, factor), alpha=policy.alpha, fail_alpha=policy.fail_alpha, n_resamples=2000)
+        d = decide(policy, comp.evidence({r.metric for r in rules}), comp.counts)
+        return d.verdict, comp.metrics[metric].evidence, " ".join(d.reasons)
+
+    same, ev, _ = judge(1000, 1.0)
+    assert same is Verdict.PASS and ev.ratio.ci_high <= 1.2 and ev.ratio.ci_low <= 1.0 <= ev.ratio.ci_high
+    assert ev.higher_is_better is False and ev.caveat is None
+    slower, ev, reasons = judge(1000, 1.5)
+    low, _ = ev.ratio.fail_bounds  # FAIL reads the family-wise (here 97.5%) interval
+    assert slower is Verdict.FAIL and low > 1.2 and "family-wise 97.5% CI" in reasons
+    assert ev.ratio.value == pytest.approx(1.5, rel=0.05)
+    # p99 on 200 pairs: no distribution-free interval for that tail, so no PASS whatever the ratio.
+    thin, ev, reasons = judge(200, 1.0, "latency/ttft_ms/p99")
+    assert thin is Verdict.INCONCLUSIVE and ev.caveat is not None and "368 pairs" in ev.caveat
+    assert "CI [0, inf] vs 1.2: straddles the bound" in reasons  # unbounded: neither PASS nor FAIL

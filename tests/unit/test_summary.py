@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from aire.stats import mean_ci, quantile_ci
+from aire.stats import mean_ci, quantile_ci, quantile_ci_min_n
 from aire.summary import summarise
 
 
@@ -108,3 +108,13 @@ def test_intervals_equal_scipy_stats_reference(n: int) -> None:
             assert low == ordered[max(lo_rank - 1, 0)] and high == ordered[hi_rank]
         else:
             assert low is None and high is None
+
+
+@pytest.mark.parametrize("q", [0.5, 0.9, 0.95, 0.99])
+@pytest.mark.parametrize("confidence", [0.95, 0.975, 0.99])
+def test_quantile_ci_min_n_is_where_the_interval_starts(q: float, confidence: float) -> None:
+    n = quantile_ci_min_n(q, confidence)
+    assert quantile_ci(np.arange(n, dtype=float), q, confidence)[2] is not None
+    assert quantile_ci(np.arange(n - 1, dtype=float), q, confidence)[2] is None
+    if (q, confidence) == (0.99, 0.95):
+        assert n == 368
