@@ -281,22 +281,6 @@ def _percentile_draws(
     return qa, qb
 
 
-def percentile_resamples(
-    champion: np.ndarray, challenger: np.ndarray, qs: Sequence[float], n_resamples: int = 10_000, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded paired bootstrap of latency percentiles: (differences, ratios), each (n_resamples, len(qs)).
-
-    Pairs are resampled together, so load that hit both arms at once stays matched; the ratio
-    (challenger / champion) comes from the same resamples as the difference.
-    """
-    a, b = _paired_arrays(champion, challenger)
-    if len(a) < 2:
-        raise ValueError("a percentile comparison needs at least 2 pairs")
-    qa, qb = _percentile_draws(a, b, qs, n_resamples, seed)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return qb - qa, np.where(qa > 0, qb / qa, np.inf)
-
-
 def _mover(
     est_a: float,
     est_b: float,
