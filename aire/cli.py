@@ -403,7 +403,12 @@ def incidents_clear(
 def monitor_cmd(
     model: Annotated[str | None, typer.Option(help="Registered model. [default: AIRE_REGISTERED_MODEL]")] = None,
     suite: Annotated[str, typer.Option(help="Golden suite for the canary.")] = "arith",
-    canary_size: Annotated[int, typer.Option(min=1, help="Inputs per canary run (rotating through the suite).")] = 100,
+    canary_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Inputs per canary run (rotating through the suite). [default: AIRE_CANARY_SIZE, 300]"
+        ),
+    ] = None,
     logs: Annotated[Path | None, typer.Option(help="Folder of production JSONL logs. [default: <home>/logs]")] = None,
     window: Annotated[float, typer.Option(min=1, help="Current window, seconds.")] = 3600.0,
     reference: Annotated[float, typer.Option(min=1, help="Reference window before it, seconds.")] = 86400.0,
@@ -443,7 +448,7 @@ def schedule_cmd(
     cron: Annotated[str | None, typer.Option(help="Or on a cron schedule, e.g. '*/15 * * * *'.")] = None,
     model: Annotated[str | None, typer.Option(help="Registered model. [default: AIRE_REGISTERED_MODEL]")] = None,
     suite: Annotated[str, typer.Option(help="Golden suite for the canary.")] = "arith",
-    canary_size: Annotated[int, typer.Option(min=1)] = 100,
+    canary_size: Annotated[int | None, typer.Option(min=1, help="[default: AIRE_CANARY_SIZE, 300]")] = None,
     window: Annotated[float, typer.Option(min=1, help="Current window, seconds.")] = 3600.0,
     reference: Annotated[float, typer.Option(min=1, help="Reference window, seconds.")] = 86400.0,
     since: Annotated[str | None, typer.Option(help="Current window starts here (ISO time with offset).")] = None,

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(60.0, gt=0)
     max_attempts: int = Field(4, ge=1, description="Attempts per request, first one included.")
     shard_size: int = Field(256, ge=1, description="Samples per Prefect task.")
+    # A 10-point regression against the gate's 0.03 margin is ~2 standard errors at 100 inputs: rolled
+    # back within 2 canaries only about a third of the time; at 300, >= 90% of the time
+    # (tests/unit/test_canary_escalation.py). A smaller suite caps it.
+    canary_size: int = Field(300, ge=1, description="Inputs per scheduled canary (rotating through the suite).")
     models: Path | None = Field(None, description="Built local models; default <home>/models.")
     vllm_venv: Path | None = Field(None, description="vLLM's own virtual environment; default <home>/venvs/vllm.")
 

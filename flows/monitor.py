@@ -81,7 +81,7 @@ def respond_task(
 async def monitor(
     model: str | None = None,
     suite: str = "arith",
-    canary_size: int = 100,
+    canary_size: int | None = None,
     logs: str | None = None,
     window_s: float = 3600.0,
     since: str | None = None,
@@ -95,7 +95,13 @@ async def monitor(
     log_dir = Path(logs) if logs else settings.resolved_home() / "logs"
     probe_id = f"{flow_run.id or uuid.uuid4().hex}:canary"
     canary_result = await canary_task(
-        model, version, endpoint, suite, Path(policy) if policy else settings.gate_policy, canary_size, probe_id
+        model,
+        version,
+        endpoint,
+        suite,
+        Path(policy) if policy else settings.gate_policy,
+        canary_size or settings.canary_size,
+        probe_id,
     )
     traffic = traffic_task(log_dir, window_s, reference_s, endpoint.name, embeddings, since)
     result = respond_task(model, version, endpoint, canary_result, traffic)
