@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 from scipy import special
 
-from aire.evidence import PairedData, compare
-from aire.gate import Counts, Policy, Rule, Verdict, decide
-from aire.looks import look_comparison
-from aire.processes import free_port
-from aire.sequential import fixed_n_plan
+from aire.gate.evidence import PairedData, compare
+from aire.gate.policy import Counts, Policy, Rule, Verdict, decide
+from aire.ops.processes import free_port
+from aire.run.looks import look_comparison
+from aire.stats.sequential import fixed_n_plan
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -104,9 +104,9 @@ def simulate(sims: int, seed: int = 0) -> dict[str, float]:
 
 def real(work: Path) -> dict[str, object] | str:
     """Both modes of ``aire gate`` on real vLLM servers of champion and challenger-worse."""
-    from aire import serving
-    from aire.config import EndpointConfig, LocalServe
-    from aire.settings import Settings
+    from aire.client.config import EndpointConfig, LocalServe
+    from aire.core.settings import Settings
+    from aire.ops import vllm as serving
 
     settings = Settings()
     names = ("champion", "challenger-worse")

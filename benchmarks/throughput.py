@@ -28,7 +28,7 @@ from pathlib import Path
 
 import aiohttp
 
-from aire.processes import free_port, wait_for
+from aire.ops.processes import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -145,7 +145,7 @@ def compare(label: str, suite: Path, base_url: str, model: str, concurrency: int
 def import_check(env: dict[str, str]) -> dict[str, object]:
     """Which heavy libraries a bare command pulls in, and how long `aire --help` takes."""
     code = (
-        "import sys, time; t=time.perf_counter(); import aire.cli, aire.offline, evaluators; "
+        "import sys, time; t=time.perf_counter(); import aire.cli.app, aire.run.offline, evaluators; "
         f"print(round(time.perf_counter()-t, 3), [m for m in {HEAVY!r} if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.split(" ", 1)
@@ -163,7 +163,7 @@ def main() -> int:
     rounds, n_fake = (1, 500) if args.quick else (5, 2000)
 
     work = Path(tempfile.mkdtemp(prefix="aire-bench-"))
-    from aire.settings import Settings
+    from aire.core.settings import Settings
 
     real = Settings()
     env = {
@@ -256,9 +256,9 @@ def main() -> int:
 
 
 def bench_vllm(work: Path, env: dict[str, str], rounds: int) -> dict[str, float] | str:
-    from aire import serving
-    from aire.config import EndpointConfig, LocalServe
-    from aire.settings import Settings
+    from aire.client.config import EndpointConfig, LocalServe
+    from aire.core.settings import Settings
+    from aire.ops import vllm as serving
 
     settings = Settings(home=work / "home", models=Path(env["AIRE_MODELS"]), vllm_venv=Path(env["AIRE_VLLM_VENV"]))
     model_dir = settings.models_dir / "champion"

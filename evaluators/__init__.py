@@ -6,7 +6,7 @@ name and its options when the suite loads, and ``BoundEvaluator.score`` scores o
 
 from __future__ import annotations
 
-from aire.model import Score
+from aire.core.types import Score
 
 # Imported for their side effect: each module registers its evaluators with the registry.
 from evaluators import length, match, numeric, overlap, structured  # noqa: F401

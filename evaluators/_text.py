@@ -7,7 +7,7 @@ import string
 import unicodedata
 from typing import Any, Final
 
-from aire.model import Sample, Score
+from aire.core.types import Sample, Score
 
 _WS_RE: Final = re.compile(r"\s+")
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from aire.model import Completion, Sample, Score
+from aire.core.types import Completion, Sample, Score
 from evaluators.registry import OptionError, evaluator
 
 Bound = Annotated[int, Field(ge=0)] | None

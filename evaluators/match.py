@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator
 
-from aire.model import Completion, Sample, Score
+from aire.core.types import Completion, Sample, Score
 from evaluators._text import NO_REFERENCE, normalize, references
 from evaluators.registry import OptionError, evaluator
 

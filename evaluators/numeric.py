@@ -8,7 +8,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import Field
 
-from aire.model import Completion, Sample, Score
+from aire.core.types import Completion, Sample, Score
 from evaluators.registry import evaluator
 
 # A sign only counts when it does not follow a word character, so "COVID-19" reads 19 but "x=-5"

@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from typing import Final
 
-from aire.model import Completion, Sample, Score
+from aire.core.types import Completion, Sample, Score
 from evaluators._text import NO_REFERENCE, references, remove_punctuation
 from evaluators.registry import evaluator
 

@@ -25,8 +25,8 @@ from typing import Annotated, Any, Final, TypeAlias, Union, get_args, get_origin
 
 from pydantic import TypeAdapter, ValidationError
 
-from aire.errors import InputError, did_you_mean
-from aire.model import Completion, Sample, Score
+from aire.core.errors import InputError, did_you_mean
+from aire.core.types import Completion, Sample, Score
 
 __all__ = [
     "KNOWN_AGGREGATIONS",

@@ -13,7 +13,7 @@ from jsonschema.exceptions import SchemaError, best_match
 from jsonschema.protocols import Validator
 from pydantic import AfterValidator
 
-from aire.model import Completion, Sample, Score
+from aire.core.types import Completion, Sample, Score
 from evaluators.registry import OptionError, evaluator
 
 # The whole output is one fenced block: "```json\n{...}\n```" (language tag optional). Prose around

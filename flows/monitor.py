@@ -1,9 +1,9 @@
-"""``monitor``: one post-deploy check of the version holding ``production`` (see aire.monitor).
+"""``monitor``: one post-deploy check of the version holding ``production`` (see aire.monitor.monitor).
 
 Scheduled by ``aire schedule`` (``flow.serve``: no work pool) or by ``prefect deploy`` with
 infra/prefect.yaml (a process worker, as in the compose stack). Tasks: canary, check-traffic,
 respond-and-record; a breach (a confirmed or severe canary FAIL, a paging SLO burn) opens an incident
-and rolls production back; a first canary FAIL is only suspect (aire.escalation).
+and rolls production back; a first canary FAIL is only suspect (aire.monitor.escalation).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from prefect import flow, task
 from prefect.cache_policies import NONE
 from prefect.runtime import flow_run
 
-from aire.config import EndpointConfig
-from aire.monitor import (
+from aire.client.config import EndpointConfig
+from aire.core.settings import get_settings
+from aire.monitor.monitor import (
     CanaryResult,
     MonitorResult,
     TrafficResult,
@@ -27,7 +28,6 @@ from aire.monitor import (
     resolve_production,
     respond_and_record,
 )
-from aire.settings import get_settings
 
 
 @task(name="canary", retries=1, retry_delay_seconds=5, cache_policy=NONE)

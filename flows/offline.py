@@ -1,6 +1,6 @@
 """``offline-benchmark``: run a versioned suite against one endpoint and record it in MLflow.
 
-The flow only orders the engine's steps (``aire.offline``) and gives them Prefect's retries and
+The flow only orders the engine's steps (``aire.run.offline``) and gives them Prefect's retries and
 observability: one task per shard of samples, never one per sample (a task run costs ~10-40 ms).
 Shard tasks share one HTTP client, so the suite's concurrency holds across all of them.
 """
@@ -15,11 +15,11 @@ from prefect import flow, task
 from prefect.cache_policies import NONE
 from prefect.utilities.annotations import quote
 
-from aire.endpoints import EndpointClient
-from aire.model import Sample
-from aire.offline import OfflinePlan, OfflineResult, finalise, fingerprinter, prepare, run_samples
-from aire.progress import reporter
-from aire.settings import get_settings
+from aire.client.endpoints import EndpointClient
+from aire.core.progress import reporter
+from aire.core.settings import get_settings
+from aire.core.types import Sample
+from aire.run.offline import OfflinePlan, OfflineResult, finalise, fingerprinter, prepare, run_samples
 
 
 # cache_policy=NONE: a shard's inputs are live objects (client, writer); its idempotence comes from

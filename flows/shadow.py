@@ -1,6 +1,6 @@
 """``shadow-comparison``: the same inputs to champion and challenger, then the promotion gate.
 
-Thin on purpose: the engine (``aire.shadow``) does the work; the flow gives it Prefect's retries and
+Thin on purpose: the engine (``aire.run.shadow``) does the work; the flow gives it Prefect's retries and
 observability. Fixed-n mode sends everything in shards; sequential mode sends a batch, looks at the
 always-valid verdict (task ``look``), and stops as soon as it is settled.
 """
@@ -15,12 +15,11 @@ from prefect import flow, task
 from prefect.cache_policies import NONE
 from prefect.utilities.annotations import quote
 
-from aire.endpoints import EndpointClient
-from aire.model import Sample
-from aire.progress import reporter
-from aire.sequential import Look
-from aire.settings import get_settings
-from aire.shadow import (
+from aire.client.endpoints import EndpointClient
+from aire.core.progress import reporter
+from aire.core.settings import get_settings
+from aire.core.types import Sample
+from aire.run.shadow import (
     ARMS,
     ShadowPlan,
     ShadowResult,
@@ -32,6 +31,7 @@ from aire.shadow import (
     settled,
     warm_up,
 )
+from aire.stats.sequential import Look
 
 
 # cache_policy=NONE: inputs are live objects; idempotence comes from the store (answered inputs are

@@ -25,10 +25,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from aire import services, serving
-from aire.config import EndpointConfig, load_config
-from aire.errors import AireError
-from aire.settings import Settings, get_settings, quiet_environment
+from aire.client.config import EndpointConfig, load_config
+from aire.core.errors import AireError
+from aire.core.settings import Settings, get_settings, quiet_environment
+from aire.ops import services
+from aire.ops import vllm as serving
 
 ENDPOINTS = ("champion", "challenger-worse", "challenger-same")
 OFFLINE = ("champion", "challenger-worse")
@@ -129,8 +130,8 @@ def main() -> int:
 def reset_incidents(settings: Settings) -> None:
     """A rerun of the demo replays the story: incidents its last run opened are cleared first (the
     circuit breaker would otherwise rightly refuse to promote challenger-same again)."""
-    from aire.incidents import clear, list_incidents
-    from aire.store import Store
+    from aire.release.incidents import clear, list_incidents
+    from aire.store.store import Store
 
     store = Store(settings.resolved_store_url)
     for incident in list_incidents(store, settings.registered_model, include_cleared=False):
@@ -142,7 +143,7 @@ def post_deploy(
     aire: Callable[..., int], settings: Settings, production: EndpointConfig, env: dict[str, str], aire_bin: str
 ) -> dict[str, object]:
     """Production traffic, then a silent switch of production's weights, then the scheduled monitor."""
-    from aire.registry import current
+    from aire.release.registry import current
 
     traffic = str(Path(__file__).resolve().parents[1] / "datasets" / "traffic" / "arith-prod.jsonl")
     aire("traffic", "--endpoint", production.name, "--file", traffic)
@@ -165,7 +166,7 @@ def post_deploy(
     # A canary FAIL rolls back at once when it FAILs even at the policy's severe level (the demo's 20-point
     # drop: 0.79 vs 1.00 on 100 inputs, family-wise 99.98% CI of the difference [-0.394, -0.060] vs the
     # -0.03 margin); a milder one waits for the confirming FAIL of the next scheduled run.
-    from aire.gate import load_policy
+    from aire.gate.policy import load_policy
 
     confirmations = load_policy(settings.gate_policy)[0].canary_confirmations
     step("aire " + " ".join(args) + f"   (served until production moves or {confirmations} runs complete)")

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from aire.processes import free_port, wait_for
-from aire.settings import QUIET_ENV, Settings, get_settings
-from aire.store import Store
+from aire.core.settings import QUIET_ENV, Settings, get_settings
+from aire.ops.processes import free_port, wait_for
+from aire.store.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 # Built models and the vLLM venv are expensive: tests share the developer's (or CI's) copies.
@@ -155,8 +155,8 @@ def vllm_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
 
     Yields aire.yaml entries (name -> endpoint body) that tests write into their own config.
     """
-    from aire import serving
-    from aire.config import EndpointConfig, LocalServe
+    from aire.client.config import EndpointConfig, LocalServe
+    from aire.ops import vllm as serving
 
     home = tmp_path_factory.mktemp("vllm-home")
     settings = Settings(home=home, models=MODELS_DIR, vllm_venv=VLLM_VENV)

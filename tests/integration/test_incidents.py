@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from aire.config import EndpointConfig
-from aire.incidents import RollbackError, actuate, clear, list_incidents, open_for, respond
-from aire.registry import PromotionRefused, current, history, promote, register
-from aire.settings import get_settings
-from aire.store import Store
+from aire.client.config import EndpointConfig
+from aire.core.settings import get_settings
+from aire.release.incidents import RollbackError, actuate, clear, list_incidents, open_for, respond
+from aire.release.registry import PromotionRefused, current, history, promote, register
+from aire.store.store import Store
 
 pytestmark = pytest.mark.integration
 MODEL = "mon-lm"
@@ -96,7 +96,7 @@ def test_no_earlier_good_version_is_an_error_not_a_guess(aire_env: Path) -> None
 
 
 def test_circuit_breaker_blocks_promotion_until_cleared(aire_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from aire.cli import main
+    from aire.cli.app import main
 
     settings = get_settings()
     store, (_v1, _v2, v3) = setup_versions()

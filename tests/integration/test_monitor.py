@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from aire.cli import main
-from aire.processes import free_port
-from aire.settings import get_settings
+from aire.cli.app import main
+from aire.core.settings import get_settings
+from aire.ops.processes import free_port
 from tests.conftest import REPO, stop_process, wait_http, write_config
 
 pytestmark = pytest.mark.integration
@@ -112,7 +112,7 @@ def deployed(aire_env: Path, tmp_path: Path, prefect_api: str) -> Iterator[dict[
 
 
 def production() -> str | None:
-    from aire.registry import current
+    from aire.release.registry import current
 
     return current(get_settings(), MODEL, "production")
 
@@ -141,9 +141,9 @@ def test_silent_regression_is_caught_and_rolled_back(
     assert "FAIL at the severe level" in out, out
     assert production() == v1  # rolled back
 
-    from aire.incidents import list_incidents
-    from aire.registry import history
-    from aire.store import Store
+    from aire.release.incidents import list_incidents
+    from aire.release.registry import history
+    from aire.store.store import Store
 
     store = Store(get_settings().resolved_store_url)
     (incident,) = list_incidents(store, MODEL)
@@ -205,7 +205,7 @@ def test_scheduled_run_executes_the_flow(deployed: dict[str, object], aire_env: 
         assert "COMPLETED" in states, f"no completed scheduled run; states {states}"
     finally:
         stop_process(proc)
-    from aire.store import Store
+    from aire.store.store import Store
 
     with Store(get_settings().resolved_store_url).engine.connect() as conn:
         n = conn.exec_driver_sql("select count(*) from runs where kind = 'canary'").scalar_one()
@@ -252,9 +252,9 @@ def test_two_concurrent_monitor_runs_roll_back_once(deployed: dict[str, object],
     codes = sorted(p.returncode for p in procs)
     assert codes in ([0, 1], [1, 1]), outs  # the later one either sees the same breach or the healthy v1
 
-    from aire.incidents import list_incidents
-    from aire.registry import history
-    from aire.store import Store
+    from aire.release.incidents import list_incidents
+    from aire.release.registry import history
+    from aire.store.store import Store
 
     store = Store(get_settings().resolved_store_url)
     assert len(list_incidents(store, MODEL)) == 1
@@ -266,7 +266,7 @@ def canary_runs() -> list[Any]:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from aire.store import RunRow, Store
+    from aire.store.store import RunRow, Store
 
     with Session(Store(get_settings().resolved_store_url).engine) as session:
         return list(session.scalars(select(RunRow).where(RunRow.kind == "canary").order_by(RunRow.created_at)))
@@ -277,8 +277,8 @@ def test_a_first_mild_fail_is_suspect_and_the_confirming_one_rolls_back(
 ) -> None:
     from mlflow import MlflowClient
 
-    from aire.incidents import list_incidents
-    from aire.store import Store
+    from aire.release.incidents import list_incidents
+    from aire.store.store import Store
 
     b: Fake = deployed["b"]  # type: ignore[assignment]
     v1, v2 = deployed["v1"], deployed["v2"]
@@ -326,7 +326,7 @@ def test_a_first_mild_fail_is_suspect_and_the_confirming_one_rolls_back(
 
 
 def test_rotation_counts_only_finished_canaries_of_this_version(deployed: dict[str, object], aire_env: Path) -> None:
-    from aire.store import FINISHED, Store
+    from aire.store.store import FINISHED, Store
 
     store = Store(get_settings().resolved_store_url)
     assert main(["monitor", "--no-embeddings", "--canary-size", "50"]) == 0
@@ -357,8 +357,8 @@ def test_a_retried_canary_task_reuses_its_run(
 ) -> None:
     """The flow's canary task dies after ~40 samples are stored; Prefect retries it (retries=1): the retry
     finds the run by the flow run's probe id, keeps its subset, and requests only the samples not stored."""
-    from aire.endpoints import EndpointClient
-    from aire.store import FINISHED, Store
+    from aire.client.endpoints import EndpointClient
+    from aire.store.store import FINISHED, Store
 
     store = Store(get_settings().resolved_store_url)
     real = EndpointClient.generate

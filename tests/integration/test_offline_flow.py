@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from aire.cli import main
-from aire.settings import get_settings
-from aire.store import FINISHED, Store
+from aire.cli.app import main
+from aire.core.settings import get_settings
+from aire.store.store import FINISHED, Store
 from tests.conftest import REPO, fake_process, run_ids, server_stats, stop_process
 
 pytestmark = pytest.mark.integration

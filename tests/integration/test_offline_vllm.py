@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aire.cli import main
+from aire.cli.app import main
 from tests.conftest import MODELS_DIR, write_config
 
 pytestmark = pytest.mark.integration

@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 import yaml
 
-from aire.logs import LogRecord
-from aire.processes import free_port, http_get
+from aire.data.logs import LogRecord
+from aire.ops.processes import free_port, http_get
 from tests.conftest import REPO, stop_process, wait_http
 from tests.unit.test_promtool import ensure_prometheus
 
@@ -154,8 +154,8 @@ def write_logs(path: Path, endpoint: str, model: str, error_share: float) -> Non
 def monitor_result(home: Path, model: str, version: str, endpoint: str, error_share: float) -> Any:
     """The MonitorResult the monitor flow would reach on these logs: check_traffic for real, a canary that
     measured a drop in accuracy."""
-    from aire.gate import Verdict
-    from aire.monitor import CanaryResult, MonitorResult, check_traffic
+    from aire.gate.policy import Verdict
+    from aire.monitor.monitor import CanaryResult, MonitorResult, check_traffic
 
     log_dir = home / "logs" / endpoint
     write_logs(log_dir / "prod.jsonl", endpoint, model, error_share)
@@ -188,8 +188,8 @@ class Exported:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     """<home>/metrics/aire-model.prom and other-model.prom, written by the monitor's own _export."""
-    from aire.monitor import _export
-    from aire.settings import Settings
+    from aire.core.settings import Settings
+    from aire.monitor.monitor import _export
 
     home = tmp_path_factory.mktemp("prom-home")
     settings = Settings(home=home)
@@ -367,7 +367,7 @@ def test_get_metrics_merges_both_models_files(aire_metrics: MetricsServer, expor
 
 
 def test_files_are_read_at_every_scrape_and_a_bad_one_is_skipped(tmp_path: Path) -> None:
-    from aire.metrics_export import MonitorMetrics
+    from aire.monitor.metrics import MonitorMetrics
 
     home = tmp_path / "home"
     server = start_aire_metrics(home, tmp_path)  # <home>/metrics does not even exist yet

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from aire.config import EndpointConfig
-from aire.errors import InputError
-from aire.registry import ConcurrentPromotion, PromotionRefused, current, history, promote, register
-from aire.settings import get_settings
-from aire.store import Store
+from aire.client.config import EndpointConfig
+from aire.core.errors import InputError
+from aire.core.settings import get_settings
+from aire.release.registry import ConcurrentPromotion, PromotionRefused, current, history, promote, register
+from aire.store.store import Store
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +81,7 @@ def test_two_concurrent_promotions_cannot_both_win(aire_env: Path) -> None:
 def test_promote_and_history_commands(aire_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from aire.cli import main
+    from aire.cli.app import main
 
     settings = get_settings()
     version = register(settings, "cli-lm", endpoint("champion", "sha-cli"))

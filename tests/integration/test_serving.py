@@ -19,9 +19,9 @@ from typing import Any
 import psutil
 import pytest
 
-from aire import serving
-from aire.config import EndpointConfig, LocalServe
-from aire.settings import Settings
+from aire.client.config import EndpointConfig, LocalServe
+from aire.core.settings import Settings
+from aire.ops import vllm as serving
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from aire.cli import main
-from aire.settings import get_settings
+from aire.cli.app import main
+from aire.core.settings import get_settings
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration

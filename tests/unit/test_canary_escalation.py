@@ -1,4 +1,4 @@
-"""When a scheduled canary rolls production back (aire.escalation), by simulation through the canary's
+"""When a scheduled canary rolls production back (aire.monitor.escalation), by simulation through the canary's
 own decision path: aire.monitor.judge_canary (compare -> decide with the canary policy that
 ``_canary_policy`` builds, at the policy's alpha and at its canary_severe_alpha), then ``escalate``.
 
@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 from scipy import special
 
-from aire.escalation import CanaryState, escalate
-from aire.evidence import PairedData
-from aire.gate import Counts, Policy, Rule, Verdict
-from aire.monitor import _canary_policy, judge_canary
-from aire.settings import Settings
+from aire.core.settings import Settings
+from aire.gate.evidence import PairedData
+from aire.gate.policy import Counts, Policy, Rule, Verdict
+from aire.monitor.escalation import CanaryState, escalate
+from aire.monitor.monitor import _canary_policy, judge_canary
 
 METRIC = "exact_match/mean"
 RHO = 0.7
@@ -76,7 +76,7 @@ def _tables(rng: np.random.Generator, shape: tuple[int, ...], n: int, p_base: fl
 
 
 def _first_rollback(verdicts: list[tuple[Verdict, Verdict]], confirmations: int) -> int | None:
-    """1-based index of the canary that rolls back under aire.escalation, or None."""
+    """1-based index of the canary that rolls back under aire.monitor.escalation, or None."""
     previous: list[Verdict] = []  # newest first, as the monitor reads them from the store
     for i, (verdict, severe) in enumerate(verdicts, start=1):
         if escalate(verdict, severe, previous, confirmations=confirmations).rolls_back:

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 import yaml
 
-from aire.cli import app
+from aire.cli.app import app
 
 WORKFLOW = Path(__file__).resolve().parents[2] / "infra" / "ci" / "promotion-gate.yml"
 

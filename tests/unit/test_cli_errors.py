@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aire.cli import main
+from aire.cli.app import main
 from tests.conftest import REPO, free_port, write_config
 
 

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from aire.comparison import (
+from aire.stats.intervals import quantile_ci
+from aire.stats.paired import (
     cluster_robust,
     mcnemar,
     paired_bootstrap,
@@ -16,7 +17,6 @@ from aire.comparison import (
     percentile_differences,
     unpaired,
 )
-from aire.stats import quantile_ci
 
 ALPHA = 0.05
 
@@ -255,7 +255,7 @@ def test_latency_percentile_bounds_cover_a_heavier_challenger_tail(monkeypatch: 
     """
     from scipy import stats
 
-    import aire.comparison as comparison
+    import aire.stats.paired as comparison
 
     draws: list[tuple[np.ndarray, np.ndarray]] = []
     original = comparison._percentile_draws

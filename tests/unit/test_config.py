@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from aire.config import load_config
-from aire.errors import ConfigError
+from aire.client.config import load_config
+from aire.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aire.drift import (
+from aire.monitor.drift import (
     charset,
     chi2_homogeneity,
     detect_drift,
@@ -39,7 +39,7 @@ def log_window(
     error: float = 0.05,
     length: float = 0.1,
 ) -> pd.DataFrame:
-    """Log rows in the aire.logs schema: arithmetic prompts answered mostly with digits.
+    """Log rows in the aire.data.logs schema: arithmetic prompts answered mostly with digits.
 
     ``words``: share of ok answers that are sentences (longer, alpha); ``refusal``: share that refuse;
     ``error``: share of failed requests; ``length``: share cut at max_tokens.

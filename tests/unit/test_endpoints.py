@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from aire.config import EndpointConfig
-from aire.endpoints import CHAT_PATH, COMPLETIONS_PATH, EndpointClient, payload, request_fingerprint
-from aire.errors import EndpointError
-from aire.model import ChatMessage, Completion, GenerationParams, Sample
+from aire.client.config import EndpointConfig
+from aire.client.endpoints import CHAT_PATH, COMPLETIONS_PATH, EndpointClient, payload, request_fingerprint
+from aire.core.errors import EndpointError
+from aire.core.types import ChatMessage, Completion, GenerationParams, Sample
 from aire.testing.fake_openai import FakeOpenAI, Fault, RequestInfo, fail_first
 
 Q = Sample(id="q1", prompt="Q: 3+4=\nA:")

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 import evaluators
-from aire.errors import InputError
-from aire.model import Completion, CompletionError, Sample, Score
+from aire.core.errors import InputError
+from aire.core.types import Completion, CompletionError, Sample, Score
 from evaluators import (
     KNOWN_AGGREGATIONS,
     BoundEvaluator,

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from aire.evidence import PairedData, compare
-from aire.gate import Counts, MetricEvidence, Policy, Rule, Verdict, decide
-from aire.sequential import fixed_n_plan
+from aire.gate.evidence import PairedData, compare
+from aire.gate.policy import Counts, MetricEvidence, Policy, Rule, Verdict, decide
+from aire.stats.sequential import fixed_n_plan
 
 ALPHA = 0.05
 NI = Rule(metric="em/mean", kind="non_inferiority", margin=0.03)

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aire.comparison import paired_t
-from aire.errors import EXIT_ERROR, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
-from aire.gate import Counts, Interval, MetricEvidence, Policy, PolicyError, Rule, Verdict, decide, load_policy
+from aire.core.errors import EXIT_ERROR, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
+from aire.gate.policy import Counts, Interval, MetricEvidence, Policy, PolicyError, Rule, Verdict, decide, load_policy
+from aire.stats.paired import paired_t
 
 REPO = Path(__file__).resolve().parents[2]
 NI = Rule(metric="em/mean", kind="non_inferiority", margin=0.03)

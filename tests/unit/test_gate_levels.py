@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from aire.gate import (
+from aire.gate.policy import (
     Counts,
     Interval,
     MetricEvidence,
@@ -22,7 +22,7 @@ from aire.gate import (
     level_text,
     resolve_directions,
 )
-from aire.paired_proportions import latent_cells, score_z, table_log_pmf
+from aire.stats.paired_proportions import latent_cells, score_z, table_log_pmf
 
 ENOUGH = Counts(n_pairs=500)
 MARGIN = 0.03

@@ -15,7 +15,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from aire.metrics_export import MonitorMetrics, quantile_label
+from aire.monitor.metrics import MonitorMetrics, quantile_label
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "infra" / "grafana" / "dashboards" / "aire.json"
@@ -226,7 +226,7 @@ def test_alert_rules_reference_only_exported_metrics() -> None:
     assert "aire_monitor_last_run_timestamp_seconds" in referenced
     assert all(rule["expr"].count("(") == rule["expr"].count(")") for rule in rules)
     # Each SLO burn pair of aire.slo.DEFAULT_WINDOWS has a rule with its severity and both windows.
-    from aire.slo import DEFAULT_WINDOWS, duration_label
+    from aire.monitor.slo import DEFAULT_WINDOWS, duration_label
 
     burn_rules = [r for r in rules if "aire_slo_burn_rate" in r["expr"]]
     for w in DEFAULT_WINDOWS:
@@ -255,7 +255,7 @@ def test_prometheus_and_grafana_provisioning_load() -> None:
 def test_textfiles_of_two_models_merge_into_one_valid_exposition(tmp_path: Path) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    from aire.metrics_export import merge_textfiles
+    from aire.monitor.metrics import merge_textfiles
 
     for model, acc in (("a-lm", 0.9), ("b-lm", 0.7)):
         m = MonitorMetrics()
@@ -303,7 +303,7 @@ def accuracy_by_model(found: dict) -> dict[str, float]:
 def test_textfile_registry_reads_the_folder_at_every_scrape(tmp_path: Path) -> None:
     import io
 
-    from aire.metrics_export import textfile_registry
+    from aire.monitor.metrics import textfile_registry
 
     folder = tmp_path / "metrics"
     log = io.StringIO()
@@ -323,7 +323,7 @@ def test_textfile_registry_reads_the_folder_at_every_scrape(tmp_path: Path) -> N
 def test_a_malformed_textfile_is_skipped_whole_and_named_once(tmp_path: Path) -> None:
     import io
 
-    from aire.metrics_export import textfile_registry
+    from aire.monitor.metrics import textfile_registry
 
     write_model(tmp_path, "aire-model", 0.9)
     # A valid first family, then a broken line: nothing of this file may be served, not even its first part.
@@ -351,7 +351,7 @@ def test_a_type_clash_skips_the_file_and_the_newest_series_wins(tmp_path: Path) 
     import io
     import os
 
-    from aire.metrics_export import textfile_registry
+    from aire.monitor.metrics import textfile_registry
 
     old = write_model(tmp_path, "aire-model", 0.5, version="1")
     os.utime(old, (1_700_000_000, 1_700_000_000))

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scipy import optimize, special
 
-from aire.evidence import PairedData, compare
-from aire.gate import Counts, Policy, Rule, Verdict, decide
-from aire.paired_proportions import latent_cells, restricted_q, score_z, table_log_pmf, tango_interval
+from aire.gate.evidence import PairedData, compare
+from aire.gate.policy import Counts, Policy, Rule, Verdict, decide
+from aire.stats.paired_proportions import latent_cells, restricted_q, score_z, table_log_pmf, tango_interval
 
 ALPHA = 0.05
 MARGIN = 0.03

@@ -8,8 +8,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from aire import processes
-from aire.errors import ServingError
+from aire.core.errors import ServingError
+from aire.ops import processes
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from aire.gate import Verdict
-from aire.sequential import fixed_n_plan, sequential_non_inferiority
+from aire.gate.policy import Verdict
+from aire.stats.sequential import fixed_n_plan, sequential_non_inferiority
 
 ALPHA = 0.05
 SIMS = 1000
@@ -73,7 +73,7 @@ def test_fixed_n_plan_matches_the_normal_formula() -> None:
 
 
 def test_plan_command(capsys: pytest.CaptureFixture[str]) -> None:
-    from aire.cli import main
+    from aire.cli.app import main
 
     assert main(["plan", "--baseline", "0.9", "--margin", "0.03"]) == 0
     out = capsys.readouterr().out
@@ -90,7 +90,7 @@ def test_plan_has_its_power_through_the_gate() -> None:
     planned power: exact enumeration over every table, independent pairs (the plan's variance)."""
     from scipy import special
 
-    from aire.paired_proportions import score_z, table_log_pmf
+    from aire.stats.paired_proportions import score_z, table_log_pmf
 
     crit = float(special.ndtri(1 - ALPHA / 2))
     for baseline in (0.8, 0.9, 0.95):

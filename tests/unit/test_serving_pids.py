@@ -1,4 +1,4 @@
-"""Pid-file logic of aire.serving with harmless stand-ins for vLLM (sleeping Pythons, a tiny HTTP server).
+"""Pid-file logic of aire.ops.vllm with harmless stand-ins for vLLM (sleeping Pythons, a tiny HTTP server).
 
 What matters most: stop kills exactly what aire started (children and grandchildren included, also
 orphans whose parent died) and never a process whose pid merely matches a stale pid file.
@@ -20,10 +20,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from aire import serving
-from aire.config import EndpointConfig, LocalServe
-from aire.errors import ServingError
-from aire.settings import Settings
+from aire.client.config import EndpointConfig, LocalServe
+from aire.core.errors import ServingError
+from aire.core.settings import Settings
+from aire.ops import vllm as serving
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 

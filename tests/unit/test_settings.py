@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aire.settings import QUIET_ENV, Settings, quiet_environment
+from aire.core.settings import QUIET_ENV, Settings, quiet_environment
 
 
 def test_everything_lives_under_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

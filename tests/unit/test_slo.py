@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from aire.slo import DEFAULT_SLOS, DEFAULT_WINDOWS, SLO, burn_rates, evaluate_slos, events
+from aire.monitor.slo import DEFAULT_SLOS, DEFAULT_WINDOWS, SLO, burn_rates, evaluate_slos, events
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 STEP = timedelta(seconds=10)  # 30 requests per 5 minutes: the shortest window has enough events

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from aire.model import Completion, CompletionError, Sample, Score
-from aire.store import FINISHED, SampleResult, Store
+from aire.core.types import Completion, CompletionError, Sample, Score
+from aire.store.store import FINISHED, SampleResult, Store
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from aire.errors import SuiteError
-from aire.offline import bind_evaluator
-from aire.suites import Floor, load_suite, suite_version
+from aire.core.errors import SuiteError
+from aire.data.suites import Floor, load_suite, suite_version
+from aire.run.offline import bind_evaluator
 
 REPO = Path(__file__).resolve().parents[2]
 DATASETS = REPO / "datasets"
@@ -119,7 +119,7 @@ def test_unknown_top_level_key(suite_dir: Path) -> None:
 def test_unknown_evaluator_suggests(suite_dir: Path) -> None:
     spec = suite_dir / "suite.yaml"
     spec.write_text(spec.read_text().replace("- name: numeric", "- name: numerik"))
-    from aire.errors import InputError
+    from aire.core.errors import InputError
 
     with pytest.raises(InputError) as info:
         load_suite(str(suite_dir), Path("."), validate_evaluator=validate)

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from aire.stats import mean_ci, quantile_ci, quantile_ci_min_n
-from aire.summary import summarise
+from aire.stats.intervals import mean_ci, quantile_ci, quantile_ci_min_n
+from aire.stats.summary import summarise
 
 
 @dataclass
@@ -89,7 +89,7 @@ def test_all_unscored_metric_is_nan_and_dropped_from_flat() -> None:
 
 @pytest.mark.parametrize("n", [5, 37, 200, 1000])
 def test_intervals_equal_scipy_stats_reference(n: int) -> None:
-    """aire.stats uses scipy.special for import speed; scipy.stats is the reference it must equal."""
+    """aire.stats.intervals uses scipy.special for import speed; scipy.stats is the reference it must equal."""
     from scipy import stats
 
     for k in (0, 1, n // 3, n):

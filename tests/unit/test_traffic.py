@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from aire.model import GenerationParams
-from aire.traffic import TrafficError, load_traffic
+from aire.core.types import GenerationParams
+from aire.data.traffic import TrafficError, load_traffic
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULTS = GenerationParams(max_tokens=8)

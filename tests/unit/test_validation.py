@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from aire.logs import LogBatch, LogRecord, read_logs, write_records
-from aire.validation import ValidationReport, valid_rows, validate_logs
+from aire.data.logs import LogBatch, LogRecord, read_logs, write_records
+from aire.monitor.validation import ValidationReport, valid_rows, validate_logs
 
 T0 = datetime(2026, 11, 24, 10, tzinfo=UTC)
 

@@ -1,0 +1,86 @@
+"""Terminal output of the CLI: the progress bar and the results tables (rich)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from aire.core.types import Summary
+from aire.gate.policy import RuleResult
+from aire.tracking.report import fmt, metric_rows
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+class RichReporter:
+    """A progress bar with count, rate, elapsed time and ETA; failed requests are counted beside it."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("[red]{task.fields[failed]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=False,
+        )
+        self._task: TaskID | None = None
+        self._failed = 0
+
+    def start(self, total: int, description: str, completed: int = 0) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task(description, total=total, completed=completed, rate="", failed="")
+
+    def advance(self, n: int = 1, *, failed: bool = False) -> None:
+        if self._task is None:
+            return
+        self._failed += failed
+        task = self._progress.tasks[0]
+        speed = task.speed
+        self._progress.update(
+            self._task,
+            advance=n,
+            rate=f"{speed:.1f} req/s" if speed else "",
+            failed=f"{self._failed} failed" if self._failed else "",
+        )
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+def summary_table(title: str, summary: Summary) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col, justify in (("metric", "left"), ("value", "right"), ("95% CI", "left"), ("n", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    table.add_column("not scored", justify="right")
+    for metric, value, ci, n, missing in metric_rows(summary):
+        # Latency per slice is in MLflow; the terminal keeps to what a reader scans first.
+        if metric.startswith("latency/") and metric.count("/") > 2:
+            continue
+        table.add_row(metric, value, ci, n, missing)
+    return table
+
+
+def floors_lines(floors: list[tuple[str, float | None, bool]]) -> list[str]:
+    return [
+        f"{'[green]PASS[/]' if ok else '[red]FAIL[/]'}  {floor}  (value {fmt(value)})" for floor, value, ok in floors
+    ]
+
+
+def rules_lines(rules: list[RuleResult]) -> list[str]:
+    colours = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow", "ERROR": "red"}
+    return [f"[{colours[r.verdict.value]}]{r.verdict.value:12s}[/] {r.reason}" for r in rules]

@@ -1,0 +1,81 @@
+"""The promotion gate: policy, evidence, the PASS/FAIL/INCONCLUSIVE/ERROR decision, its report.
+
+Names are loaded on first use, so importing one stage does not import its neighbours' dependencies."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aire.gate.evidence import LATENCY_SLIS, Comparison, PairedData, compare
+    from aire.gate.policy import (
+        Counts,
+        Decision,
+        Interval,
+        MetricEvidence,
+        Policy,
+        PolicyError,
+        Rule,
+        RuleResult,
+        Verdict,
+        decide,
+        judge_rule,
+        level_text,
+        load_policy,
+        resolve_directions,
+    )
+    from aire.gate.report import plot_latency, render_markdown, write_report
+
+_WHERE = {
+    "Comparison": "evidence",
+    "LATENCY_SLIS": "evidence",
+    "PairedData": "evidence",
+    "compare": "evidence",
+    "Counts": "policy",
+    "Decision": "policy",
+    "Interval": "policy",
+    "MetricEvidence": "policy",
+    "Policy": "policy",
+    "PolicyError": "policy",
+    "Rule": "policy",
+    "RuleResult": "policy",
+    "Verdict": "policy",
+    "decide": "policy",
+    "judge_rule": "policy",
+    "level_text": "policy",
+    "load_policy": "policy",
+    "resolve_directions": "policy",
+    "plot_latency": "report",
+    "render_markdown": "report",
+    "write_report": "report",
+}
+__all__ = [
+    "LATENCY_SLIS",
+    "Comparison",
+    "Counts",
+    "Decision",
+    "Interval",
+    "MetricEvidence",
+    "PairedData",
+    "Policy",
+    "PolicyError",
+    "Rule",
+    "RuleResult",
+    "Verdict",
+    "compare",
+    "decide",
+    "judge_rule",
+    "level_text",
+    "load_policy",
+    "plot_latency",
+    "render_markdown",
+    "resolve_directions",
+    "write_report",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(import_module(f"aire.gate.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'aire.gate' has no attribute {name!r}")

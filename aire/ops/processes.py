@@ -1,0 +1,422 @@
+"""Background processes aire starts for the user: vLLM servers, the MLflow UI, the Prefect server.
+
+Each one gets a pid file ``<run_dir>/<prefix><name>.json`` and a log ``<run_dir>/<prefix><name>.log``; a
+``Group`` names one kind of them (``vllm-`` servers, the UIs). A process is only ever signalled when it is
+provably ours: its create time matches the pid file and its environment carries the random token written
+there (children inherit it, so the processes a server spawns are found even after their parent died). A
+recycled pid is never killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import psutil
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from aire.core.errors import ServingError
+
+TOKEN_ENV = "AIRE_PROCESS_TOKEN"
+STOP_TIMEOUT_S = 20.0
+# Create times come from boot time + start ticks; boot time may be re-read with a second of jitter.
+CREATE_TIME_TOLERANCE_S = 1.0
+
+# Popen objects of the processes this process started: kept so they are reaped (no zombies) and not
+# garbage-collected while running (which warns).
+CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class ProcessInfo(BaseModel):
+    """The content of a pid file. ``create_time`` and ``token`` prove a live pid is still ours.
+
+    Kinds of process that need more (a vLLM server's port and model) subclass it.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    pid: int
+    create_time: float
+    token: str
+    cmdline: list[str]
+    log: str
+    started_at: datetime
+    url: str | None = None
+
+    def __str__(self) -> str:
+        where = f" at {self.url}" if self.url else ""
+        return f"{self.name}: pid {self.pid}{where} (log {self.log})"
+
+
+R = TypeVar("R", bound=ProcessInfo)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock, so two aire processes never start or stop the same process at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def child_env(extra: Mapping[str, str]) -> dict[str, str]:
+    return {**os.environ, **extra}
+
+
+# --------------------------------------------------------------------------------------------------
+# One kind of process: its pid files, logs and lock
+
+
+@dataclass(frozen=True)
+class Group(Generic[R]):
+    """The processes of one kind: pid files ``<run_dir>/<prefix><name>.json`` read as ``kind``, one lock.
+
+    ``names=None`` means every pid file starting with ``prefix``; with an empty prefix pass names.
+    """
+
+    run_dir: Path
+    prefix: str
+    kind: type[R]
+    lock_name: str
+
+    def pid_file(self, name: str) -> Path:
+        return self.run_dir / f"{self.prefix}{name}.json"
+
+    def log_file(self, name: str) -> Path:
+        return self.run_dir / f"{self.prefix}{name}.log"
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        return locked(self.run_dir / f".{self.lock_name}.lock")
+
+    def records(self, names: Iterable[str] | None = None) -> dict[str, R]:
+        """The readable pid files (all, or those of ``names``), dead or alive; an unreadable one is removed."""
+        records: dict[str, R] = {}
+        if not self.run_dir.is_dir():
+            return records
+        if names is None:
+            paths = sorted(self.run_dir.glob(f"{self.prefix}*.json"))
+        else:
+            paths = [p for p in map(self.pid_file, names) if p.is_file()]
+        for path in paths:
+            try:
+                record = self.kind.model_validate_json(path.read_text())
+            except (OSError, ValidationError):
+                path.unlink(missing_ok=True)  # identifies nothing
+                continue
+            records[record.name] = record
+        return records
+
+    def start(
+        self,
+        name: str,
+        cmdline: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        **fields: Any,
+    ) -> R:
+        """Start ``cmdline`` as a recorded process: own session, output to its log, pid file written.
+
+        The process gets its own session (so a Ctrl-C in the caller's terminal does not reach it, and it
+        outlives the caller) and a random token in its environment that identifies it and its descendants.
+        ``fields`` are the record's further fields (``url``, and those of a subclass).
+        """
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        token = uuid.uuid4().hex
+        log = self.log_file(name)
+        started_at = datetime.now(UTC)
+        with open(log, "wb") as out:
+            out.write(f"# aire started at {started_at.isoformat()}: {' '.join(cmdline)}\n".encode())
+            out.flush()
+            try:
+                proc = subprocess.Popen(
+                    list(cmdline),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env={**(env if env is not None else os.environ), TOKEN_ENV: token},
+                    cwd=cwd,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            except OSError as exc:
+                raise ServingError(f"cannot start server '{name}': {exc}") from None
+        CHILDREN[proc.pid] = proc
+        try:
+            create_time = psutil.Process(proc.pid).create_time()
+        except psutil.NoSuchProcess:
+            create_time = time.time()  # already gone: the record will read as dead
+        record = self.kind(
+            name=name,
+            pid=proc.pid,
+            create_time=create_time,
+            token=token,
+            cmdline=list(cmdline),
+            log=str(log),
+            started_at=started_at,
+            **fields,
+        )
+        path = self.pid_file(name)
+        tmp = path.with_suffix(f".tmp-{os.getpid()}")
+        tmp.write_text(record.model_dump_json(indent=2) + "\n")
+        tmp.replace(path)  # atomic: a reader never sees half a pid file
+        return record
+
+    def discard(self, records: Sequence[ProcessInfo], timeout_s: float = STOP_TIMEOUT_S) -> list[str]:
+        """Stop these records' processes (see ``stop_all``) and remove their pid files; the caller holds the lock."""
+        running = stop_all(records, timeout_s)
+        for record in records:
+            self.pid_file(record.name).unlink(missing_ok=True)
+        return running
+
+    def stop(self, names: Sequence[str] | None = None, timeout_s: float = STOP_TIMEOUT_S) -> list[str]:
+        """Stop the processes of this group (all, or those named) and remove their pid files.
+
+        Returns the names that were running. A pid file whose process is gone, or whose pid now belongs
+        to another process, is removed without signalling anything.
+        """
+        with self.lock():
+            records = self.records(names)
+            chosen = [records[n] for n in (names if names is not None else sorted(records)) if n in records]
+            return self.discard(chosen, timeout_s)
+
+
+# --------------------------------------------------------------------------------------------------
+# Which processes are ours, and stopping them
+
+
+def _token_of(proc: psutil.Process) -> str | None:
+    try:
+        return proc.environ().get(TOKEN_ENV)
+    except (psutil.Error, OSError):
+        return None
+
+
+def reap(pid: int) -> None:
+    """Collect the exit status of a child of this process, so it does not linger as a zombie."""
+    child = CHILDREN.get(pid)
+    if child is not None and child.poll() is not None:
+        del CHILDREN[pid]
+
+
+def owned(record: ProcessInfo) -> psutil.Process | None:
+    """The live process of a pid file, or None when it is gone or the pid now belongs to someone else."""
+    try:
+        proc = psutil.Process(record.pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            reap(record.pid)
+            return None
+        if abs(proc.create_time() - record.create_time) > CREATE_TIME_TOLERANCE_S:
+            return None  # recycled pid
+    except psutil.Error:
+        return None
+    return proc if _token_of(proc) == record.token else None
+
+
+def token_holders(token: str) -> list[psutil.Process]:
+    """Live processes carrying this token: the leader's descendants, also those orphaned by its death."""
+    return [p for p in psutil.process_iter() if p.pid != os.getpid() and _token_of(p) == token]
+
+
+def is_alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def stop_all(records: Sequence[ProcessInfo], timeout_s: float = STOP_TIMEOUT_S) -> list[str]:
+    """Stop the processes of these records (all at once); returns the names that were running.
+
+    SIGTERM goes to the leader only: it shuts its own children down (vLLM's EngineCore and Worker). We
+    still wait for every descendant, keep collecting new ones while the leader lives (it may be mid
+    start-up and about to spawn), SIGTERM orphans whose leader is gone, and SIGKILL whatever is left at
+    the deadline.
+    """
+    leaders: dict[str, psutil.Process | None] = {}
+    procs: dict[str, dict[int, psutil.Process]] = {}
+    orphans: list[psutil.Process] = []  # ours, but no longer below the leader: signalled directly
+    for record in records:
+        leader = owned(record)
+        holders = {p.pid: p for p in token_holders(record.token)}
+        group: dict[int, psutil.Process] = dict(holders)
+        if leader is not None:
+            group[leader.pid] = leader
+            # Descendants of a verified leader are ours by construction, token or not.
+            with contextlib.suppress(psutil.Error):
+                below = {c.pid: c for c in leader.children(recursive=True)}
+                group.update(below)
+                orphans += [p for pid, p in holders.items() if pid not in below and pid != leader.pid]
+        else:
+            orphans += list(holders.values())
+        leaders[record.name] = leader
+        procs[record.name] = group
+    running = [r.name for r in records if any(is_alive(p) for p in procs[r.name].values())]
+
+    termed: set[int] = set()
+
+    def term(proc: psutil.Process) -> None:
+        if proc.pid not in termed:
+            termed.add(proc.pid)
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(signal.SIGTERM)  # psutil refuses if the pid was reused meanwhile
+
+    for leader in leaders.values():
+        if leader is not None:
+            term(leader)
+    for proc in orphans:
+        term(proc)
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pending = False
+        for record in records:
+            leader = leaders[record.name]
+            group = procs[record.name]
+            if leader is not None and is_alive(leader):
+                with contextlib.suppress(psutil.Error):
+                    group.update({c.pid: c for c in leader.children(recursive=True)})
+            elif leader is not None:
+                reap(leader.pid)
+                for proc in group.values():  # orphans of a leader that is gone
+                    if proc is not leader and is_alive(proc):
+                        term(proc)
+            if any(is_alive(p) for p in group.values()):
+                pending = True
+        if not pending:
+            break
+        time.sleep(0.1)
+    else:
+        for group in procs.values():
+            for proc in group.values():
+                if is_alive(proc):
+                    with contextlib.suppress(psutil.Error):
+                        proc.kill()
+        all_procs = [p for group in procs.values() for p in group.values()]
+        psutil.wait_procs(all_procs, timeout=5)
+    for record in records:
+        reap(record.pid)
+    return running
+
+
+# --------------------------------------------------------------------------------------------------
+# Start-up: health probes and the telling line of a log
+
+
+def http_get(url: str, timeout_s: float = 2.0) -> tuple[int, bytes]:
+    """(status, body) of a GET; status 0 when nothing answers."""
+    # No proxies: these are local servers, and a proxy from the environment would answer for them.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout_s) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+    except (urllib.error.URLError, OSError, TimeoutError):
+        return 0, b""
+
+
+def healthy(url: str) -> bool:
+    return http_get(url, timeout_s=2.0)[0] == 200
+
+
+def wait_for(url: str, timeout_s: float, alive: Callable[[], bool] = lambda: True) -> None:
+    """Poll ``url`` until it answers 200; give up when ``alive()`` turns false or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while not healthy(url):
+        if not alive():
+            raise RuntimeError(f"the process serving {url} exited")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} not healthy after {timeout_s:.0f} s")
+        time.sleep(0.2)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def check_started(record: ProcessInfo, what: str) -> None:
+    """Raise ServingError, with the log's telling line, when the process of ``record`` is gone."""
+    child = CHILDREN.get(record.pid)
+    code = child.poll() if child is not None else None
+    if code is not None or owned(record) is None:
+        exit_text = f" (exit code {code})" if code is not None else ""
+        raise ServingError(
+            f"{what} exited during start-up{exit_text}; log {record.log}: {last_log_line(Path(record.log))}"
+        )
+
+
+def not_healthy(record: ProcessInfo, what: str, timeout_s: float) -> ServingError:
+    return ServingError(
+        f"{what} not healthy after {timeout_s:.0f}s; log {record.log}: {last_log_line(Path(record.log))}"
+    )
+
+
+def wait_healthy(record: ProcessInfo, health_url: str, timeout_s: float, what: str | None = None) -> None:
+    """Poll ``health_url`` until it answers 200; fail fast if the process dies."""
+    what = what or record.name
+    deadline = time.monotonic() + timeout_s
+    while True:
+        check_started(record, what)
+        if healthy(health_url):
+            return
+        if time.monotonic() > deadline:
+            raise not_healthy(record, what, timeout_s)
+        time.sleep(0.5)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# "(EngineCore pid=7) ERROR 11-25 16:15:13 [core.py:1510] ": the prefix vLLM puts on its log lines.
+_VLLM_PREFIX = re.compile(r"^\(\w+ pid=\d+\) [A-Z]+ \d\d-\d\d [\d:]+ \[[^\]]*\] ")
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b:?")
+# Wrapper exceptions that only point elsewhere ("See root cause above").
+_GENERIC = ("See root cause above", "Engine core initialization failed")
+
+
+def pick_error(lines: list[str]) -> str:
+    """The most telling line of a log tail, for a one-line error message.
+
+    The root cause: the first exception line (vLLM re-raises it in its parent processes as generic
+    wrappers, which come later), with pydantic's detail line appended; else the last line.
+    """
+    clean = [_VLLM_PREFIX.sub("", _ANSI.sub("", line)).strip() for line in lines]
+    clean = [line for line in clean if line]
+    for i, line in enumerate(clean):
+        if _EXCEPTION.match(line) and not any(g in line for g in _GENERIC):
+            if "validation error" in line and i + 1 < len(clean):
+                line = f"{line}: {clean[i + 1]}"
+            return line[:300]
+    return clean[-1][:300] if clean else ""
+
+
+def last_log_line(path: Path) -> str:
+    """The telling line (see ``pick_error``) of the end of a log file."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 262144))
+            lines = fh.read().decode(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return pick_error(lines[-400:]) or "(empty log)"

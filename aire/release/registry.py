@@ -1,0 +1,168 @@
+"""MLflow Model Registry for served models: versions, aliases, and the alias history MLflow lacks.
+
+A served model becomes a registered model version tagged with what identifies it (served name,
+endpoint, weights and tokenizer digests). Aliases ``champion``, ``challenger`` and ``production``
+move only on a PASS decision, or with ``force`` and a reason, and every move is appended to the
+store's ``alias_history`` table (and mirrored as a tag on the registered model), so rollback knows
+the last good version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+from datetime import UTC, datetime
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from tenacity import Retrying, stop_after_attempt, wait_fixed
+
+from aire.client.config import EndpointConfig
+from aire.core.errors import AireError, InputError
+from aire.core.settings import Settings
+from aire.store.store import AliasMove, Store
+from aire.tracking.runs import client
+
+ALIASES = ("champion", "challenger", "production")
+
+
+class PromotionRefused(AireError):
+    """A promotion without a PASS decision (and without --force); exit 1, like a failed gate."""
+
+    exit_code = 1
+
+
+class ConcurrentPromotion(AireError):
+    """Another promotion of the same alias committed first."""
+
+
+class Move(BaseModel):
+    model: str
+    alias: str
+    seq: int
+    version: str
+    previous_version: str | None
+    verdict: str | None
+    forced: bool
+    reason: str
+    actor: str
+    at: datetime
+
+
+def register(settings: Settings, model: str, endpoint: EndpointConfig, tokenizer_digest: str | None = None) -> str:
+    """The version of ``model`` for this endpoint's weights; created once (idempotent by digest)."""
+    from mlflow.exceptions import MlflowException
+
+    mc = client(settings)
+    with contextlib.suppress(MlflowException):  # it exists already
+        mc.create_registered_model(model)
+    digest = endpoint.resolved_digest() or ""
+    tags = {
+        "served_model": endpoint.model,
+        "endpoint": endpoint.name,
+        "base_url": endpoint.base_url,
+        "weights_digest": digest,
+        "tokenizer_digest": tokenizer_digest or endpoint.resolved_tokenizer_digest() or "",
+        "model_version": endpoint.version or "",
+    }
+    # Same weights, same version. Without a digest, the same served model at the same URL and version.
+    identity = ("weights_digest",) if digest else ("served_model", "base_url", "model_version")
+    for mv in mc.search_model_versions(f"name = '{model}'"):
+        if all(mv.tags.get(k) == tags[k] for k in identity):
+            return str(mv.version)
+    mv = mc.create_model_version(model, source=f"{endpoint.base_url}#{endpoint.model}", tags=tags)
+    return str(mv.version)
+
+
+def current(settings: Settings, model: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client(settings).get_model_version_by_alias(model, alias).version)
+    except MlflowException:
+        return None
+
+
+def promote(
+    settings: Settings,
+    store: Store,
+    *,
+    model: str,
+    alias: str,
+    version: str,
+    verdict: str | None,
+    force: bool = False,
+    reason: str = "",
+    actor: str | None = None,
+) -> Move | None:
+    """Point ``alias`` at ``version``. Returns the recorded move, or None when it already pointed there.
+
+    Without a PASS verdict the move is refused unless ``force`` is given with a reason (audited).
+    """
+    if alias not in ALIASES:
+        raise InputError(f"unknown alias '{alias}'; expected one of {', '.join(ALIASES)}", field="alias")
+    if verdict != "PASS" and not force:
+        raise PromotionRefused(f"refusing to move '{alias}' of {model} to v{version}: verdict {verdict or 'none'}")
+    if force and not reason.strip():
+        raise InputError("--force needs --reason: forced promotions are audited", field="reason")
+    from aire.release.incidents import check_breaker
+
+    # The history's last seq is read before anything else: this promotion is based on that state, and
+    # its row claims seq + 1. If another promotion commits in between (however long the checks below
+    # take), the unique (model, alias, seq) makes this insert fail instead of recording a stale move.
+    with Session(store.engine) as session:
+        last = session.scalars(
+            select(AliasMove)
+            .where(AliasMove.model == model, AliasMove.alias == alias)
+            .order_by(AliasMove.seq.desc())
+            .limit(1)
+        ).first()
+    seq = last.seq if last is not None else 0
+    check_breaker(store, model, version)  # even --force: an open incident must be cleared first
+    # What the alias points to per aire's history (the registry may lag a move being written); the
+    # registry itself only for an alias set outside aire.
+    previous = last.version if last is not None else current(settings, model, alias)
+    if previous == version:
+        return None
+    with Session(store.engine, expire_on_commit=False) as session:
+        row = AliasMove(
+            model=model,
+            alias=alias,
+            seq=int(seq or 0) + 1,
+            version=version,
+            previous_version=previous,
+            verdict=verdict,
+            forced=force,
+            reason=reason,
+            actor=actor or getpass.getuser(),
+            at=datetime.now(UTC),
+        )
+        session.add(row)
+        try:
+            # The history row commits first: of two promotions that read the same state, only one
+            # gets its seq; the other fails here and never touches the registry.
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            raise ConcurrentPromotion(f"another promotion of '{alias}' on {model} committed first") from None
+    mc = client(settings)
+    # Two promotions that serialised in the history can still reach MLflow together, and its SQLite
+    # store then rejects the second insert of the alias row; a retry finds the row and updates it.
+    for attempt in Retrying(stop=stop_after_attempt(3), wait=wait_fixed(0.2), reraise=True):
+        with attempt:
+            mc.set_registered_model_alias(model, alias, version)
+    mc.set_registered_model_tag(model, f"aire.alias.{alias}.last_move", json.dumps(_move(row).model_dump(mode="json")))
+    return _move(row)
+
+
+def history(store: Store, model: str) -> list[Move]:
+    with Session(store.engine) as session:
+        rows = session.scalars(select(AliasMove).where(AliasMove.model == model).order_by(AliasMove.at, AliasMove.id))
+        return [_move(r) for r in rows]
+
+
+def _move(row: AliasMove) -> Move:
+    return Move.model_validate(row, from_attributes=True)

@@ -1,0 +1,100 @@
+"""Aggregate per-sample results into a Summary: every declared aggregation, overall and per slice.
+
+Metric keys are ``evaluator/aggregation[/slice_field:value]``; latency SLIs are
+``latency/<sli>/<pXX>[/slice_field:value]`` in milliseconds (output tokens as a count).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from aire.core.types import Estimate, Summary
+from aire.stats.intervals import AGGREGATIONS, mean_ci
+
+LATENCY_PERCENTILES = ("p50", "p95", "p99")
+_UNSAFE = re.compile(r"[^\w.\- ]")
+
+
+def slice_suffix(field: str, value: str) -> str:
+    """``/field:value`` with characters MLflow rejects in metric names replaced by ``_``."""
+    return f"/{field}:{_UNSAFE.sub('_', value) or '_'}"
+
+
+class ResultLike(Protocol):
+    """What the summary needs from one per-sample result (a store row satisfies it)."""
+
+    scores: Mapping[str, float]
+    slices: Mapping[str, str]
+    error_type: str | None
+    ttft_s: float | None
+    tpot_s: float | None
+    e2e_s: float | None
+    output_tokens: int | None
+
+
+def _estimate(values: np.ndarray, n_missing: int, aggregation: str) -> Estimate:
+    value, low, high = AGGREGATIONS[aggregation](values)
+    return Estimate(value=value, n=len(values), n_errors=n_missing, ci_low=low, ci_high=high)
+
+
+def _latency_arrays(rows: Sequence[ResultLike]) -> dict[str, np.ndarray]:
+    ok = [r for r in rows if r.error_type is None]
+
+    def col(get: Any, scale: float) -> np.ndarray:
+        vals = [get(r) for r in ok]
+        return np.array([v * scale for v in vals if v is not None], dtype=float)
+
+    return {
+        "ttft_ms": col(lambda r: r.ttft_s, 1000.0),
+        "tpot_ms": col(lambda r: r.tpot_s, 1000.0),
+        "e2e_ms": col(lambda r: r.e2e_s, 1000.0),
+        "output_tokens": col(lambda r: r.output_tokens, 1.0),
+    }
+
+
+def _summarise_group(
+    rows: Sequence[ResultLike], aggregations: Mapping[str, Sequence[str]], suffix: str
+) -> tuple[dict[str, Estimate], dict[str, Estimate]]:
+    metrics: dict[str, Estimate] = {}
+    for name, aggs in aggregations.items():
+        raw = np.array([r.scores.get(name, math.nan) for r in rows], dtype=float)
+        scored = raw[~np.isnan(raw)]
+        missing = len(raw) - len(scored)
+        for agg in aggs:
+            metrics[f"{name}/{agg}{suffix}"] = _estimate(scored, missing, agg)
+    latency: dict[str, Estimate] = {}
+    n_failed = sum(1 for r in rows if r.error_type is not None)
+    for sli, values in _latency_arrays(rows).items():
+        for pct in LATENCY_PERCENTILES:
+            latency[f"latency/{sli}/{pct}{suffix}"] = _estimate(values, n_failed, pct)
+        if sli == "output_tokens":
+            latency[f"latency/{sli}/mean{suffix}"] = Estimate(
+                value=mean_ci(values)[0], n=len(values), n_errors=n_failed
+            )
+    return metrics, latency
+
+
+def summarise(
+    rows: Sequence[ResultLike], aggregations: Mapping[str, Sequence[str]], slice_fields: Sequence[str] = ()
+) -> Summary:
+    """``aggregations`` maps evaluator name -> the aggregations it declared."""
+    metrics, latency = _summarise_group(rows, aggregations, "")
+    for field in slice_fields:
+        groups: dict[str, list[ResultLike]] = {}
+        for r in rows:
+            groups.setdefault(r.slices.get(field, ""), []).append(r)
+        for value, members in sorted(groups.items()):
+            m, lat = _summarise_group(members, aggregations, slice_suffix(field, value))
+            metrics.update(m)
+            latency.update(lat)
+    return Summary(
+        n_samples=len(rows),
+        n_errors=sum(1 for r in rows if r.error_type is not None),
+        metrics=metrics,
+        latency=latency,
+    )

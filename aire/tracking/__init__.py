@@ -1,0 +1,26 @@
+"""MLflow runs and the markdown reports logged with them.
+
+Names are loaded on first use, so importing one stage does not import its neighbours' dependencies."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aire.tracking.report import fmt, metric_rows
+    from aire.tracking.runs import client, ui_command
+
+_WHERE = {
+    "fmt": "report",
+    "metric_rows": "report",
+    "client": "runs",
+    "ui_command": "runs",
+}
+__all__ = ["client", "fmt", "metric_rows", "ui_command"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(import_module(f"aire.tracking.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'aire.tracking' has no attribute {name!r}")

@@ -1,0 +1,49 @@
+"""Human-readable views of a Summary: the rows the CLI prints and the markdown logged to MLflow."""
+
+from __future__ import annotations
+
+import math
+
+from aire.core.types import Estimate, Summary
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    if abs(value) >= 100:
+        return f"{value:.1f}"
+    return f"{value:.{digits}f}"
+
+
+def fmt_ci(est: Estimate) -> str:
+    if est.ci_low is None or est.ci_high is None:
+        return "—"
+    return f"[{fmt(est.ci_low)}, {fmt(est.ci_high)}]"
+
+
+def metric_rows(summary: Summary, *, slices: bool = True) -> list[tuple[str, str, str, str, str]]:
+    """(metric, value, 95% CI, n, not scored) for quality metrics, then latency SLIs."""
+    rows = []
+    for group in (summary.metrics, summary.latency):
+        for key, est in group.items():
+            if not slices and key.count("/") > (2 if key.startswith("latency/") else 1):
+                continue
+            rows.append((key, fmt(est.value), fmt_ci(est), str(est.n), str(est.n_errors)))
+    return rows
+
+
+def markdown(title: str, params: dict[str, object], summary: Summary, floors: list[dict[str, object]]) -> str:
+    lines = [f"# {title}", ""]
+    lines += ["| parameter | value |", "|---|---|"]
+    lines += [f"| {k} | `{v}` |" for k, v in params.items() if not isinstance(v, dict | list)]
+    lines += ["", f"Samples: {summary.n_samples}, request errors: {summary.n_errors}", ""]
+    if floors:
+        lines += ["## Floors", "", "| floor | value | result |", "|---|---|---|"]
+        for f in floors:
+            value = f.get("value")
+            verdict = "pass" if f.get("passed") else "**FAIL**"
+            lines.append(f"| `{f['floor']}` | {fmt(value if isinstance(value, float) else None)} | {verdict} |")
+        lines.append("")
+    lines += ["## Metrics", "", "| metric | value | 95% CI | n | not scored |", "|---|---:|---|---:|---:|"]
+    lines += [f"| `{m}` | {v} | {ci} | {n} | {e} |" for m, v, ci, n, e in metric_rows(summary)]
+    return "\n".join(lines) + "\n"
