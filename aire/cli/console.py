@@ -14,9 +14,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from aire.core.formatting import fmt
 from aire.core.types import Summary
 from aire.gate.policy import RuleResult
-from aire.tracking.report import fmt, metric_rows
+from aire.tracking.report import metric_rows
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)

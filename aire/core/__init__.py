@@ -14,14 +14,18 @@ if TYPE_CHECKING:
         EXIT_INCONCLUSIVE,
         EXIT_PASS,
         AireError,
+        ConcurrentPromotion,
         ConfigError,
         EndpointError,
         InputError,
+        PromotionRefused,
+        RollbackError,
         ServingError,
         SuiteError,
         TrackingError,
         did_you_mean,
     )
+    from aire.core.formatting import fmt, fmt_ci
     from aire.core.progress import reporter, set_reporter
     from aire.core.settings import QUIET_ENV, Settings, get_settings, quiet_environment
     from aire.core.types import (
@@ -33,11 +37,13 @@ if TYPE_CHECKING:
         Sample,
         Score,
         Summary,
+        Verdict,
     )
     from aire.core.yamlfile import read_mapping
 
 _WHERE = {
     "AireError": "errors",
+    "ConcurrentPromotion": "errors",
     "ConfigError": "errors",
     "EXIT_ERROR": "errors",
     "EXIT_FAIL": "errors",
@@ -45,10 +51,14 @@ _WHERE = {
     "EXIT_PASS": "errors",
     "EndpointError": "errors",
     "InputError": "errors",
+    "PromotionRefused": "errors",
+    "RollbackError": "errors",
     "ServingError": "errors",
     "SuiteError": "errors",
     "TrackingError": "errors",
     "did_you_mean": "errors",
+    "fmt": "formatting",
+    "fmt_ci": "formatting",
     "reporter": "progress",
     "set_reporter": "progress",
     "QUIET_ENV": "settings",
@@ -63,6 +73,7 @@ _WHERE = {
     "Sample": "types",
     "Score": "types",
     "Summary": "types",
+    "Verdict": "types",
     "read_mapping": "yamlfile",
 }
 __all__ = [
@@ -75,11 +86,14 @@ __all__ = [
     "ChatMessage",
     "Completion",
     "CompletionError",
+    "ConcurrentPromotion",
     "ConfigError",
     "EndpointError",
     "Estimate",
     "GenerationParams",
     "InputError",
+    "PromotionRefused",
+    "RollbackError",
     "Sample",
     "Score",
     "ServingError",
@@ -87,7 +101,10 @@ __all__ = [
     "SuiteError",
     "Summary",
     "TrackingError",
+    "Verdict",
     "did_you_mean",
+    "fmt",
+    "fmt_ci",
     "get_settings",
     "quiet_environment",
     "read_mapping",

@@ -69,3 +69,17 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """A ' (did you mean: x, y?)' suffix for unknown names, or '' when nothing is close."""
     close = difflib.get_close_matches(name, sorted(choices), n=3, cutoff=0.5)
     return f" (did you mean: {', '.join(close)}?)" if close else ""
+
+
+class PromotionRefused(AireError):
+    """A promotion without a PASS decision (and without --force); exit 1, like a failed gate."""
+
+    exit_code = EXIT_FAIL
+
+
+class ConcurrentPromotion(AireError):
+    """Another promotion of the same alias committed first."""
+
+
+class RollbackError(AireError):
+    """No earlier good version to roll back to, or the move failed."""

@@ -7,9 +7,12 @@ store and to MLflow without custom code.
 from __future__ import annotations
 
 import math
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from aire.core.errors import EXIT_ERROR, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
 
 
 class ChatMessage(BaseModel):
@@ -112,3 +115,16 @@ class Summary(BaseModel):
             if math.isfinite(est.value):
                 out[key] = est.value
         return out
+
+
+class Verdict(StrEnum):
+    """What the gate, a canary or a sequential look says; also the exit code of the command that says it."""
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    ERROR = "ERROR"
+
+    @property
+    def exit_code(self) -> int:
+        return {"PASS": EXIT_PASS, "FAIL": EXIT_FAIL, "INCONCLUSIVE": EXIT_INCONCLUSIVE}.get(self.value, EXIT_ERROR)

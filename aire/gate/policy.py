@@ -17,30 +17,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from enum import StrEnum
 from functools import partial
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from aire.core.errors import EXIT_ERROR, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS, InputError, did_you_mean
+from aire.core.errors import InputError, did_you_mean
+from aire.core.types import Verdict
 from aire.core.yamlfile import read_mapping
 
 
 class PolicyError(InputError):
     """The gate policy file is invalid."""
-
-
-class Verdict(StrEnum):
-    PASS = "PASS"
-    FAIL = "FAIL"
-    INCONCLUSIVE = "INCONCLUSIVE"
-    ERROR = "ERROR"
-
-    @property
-    def exit_code(self) -> int:
-        return {"PASS": EXIT_PASS, "FAIL": EXIT_FAIL, "INCONCLUSIVE": EXIT_INCONCLUSIVE}.get(self.value, EXIT_ERROR)
 
 
 RuleKind = Literal["floor", "ceiling", "non_inferiority", "superiority", "latency_slo", "latency_relative"]

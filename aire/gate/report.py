@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from aire.core.formatting import fmt
 from aire.gate.evidence import Comparison
 from aire.gate.policy import Decision, Interval, Rule, level_text
 from aire.stats.sequential import SequentialInfo
-from aire.tracking.report import fmt
 
 _SECRET_WORDS = ("key", "token", "secret", "password", "passwd")
 

@@ -554,7 +554,9 @@ def respond_and_record(
     traffic: TrafficResult | None,
 ) -> MonitorResult:
     """Open an incident and roll back on a breach; record the run in MLflow and for Prometheus."""
-    from aire.release.incidents import RollbackError, open_for, respond, update_incident
+    from aire.core.errors import RollbackError
+    from aire.release.incidents import open_for, update_incident
+    from aire.release.rollback import respond
     from aire.store.store import Store
 
     store = Store(settings.resolved_store_url)

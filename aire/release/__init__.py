@@ -8,28 +8,24 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from aire.release.incidents import RollbackError, actuate, clear, list_incidents, open_for, respond, update_incident
-    from aire.release.registry import ConcurrentPromotion, PromotionRefused, current, history, promote, register
+    from aire.release.actuators import actuate
+    from aire.release.incidents import clear, list_incidents, open_for, update_incident
+    from aire.release.registry import current, history, promote, register
+    from aire.release.rollback import respond
 
 _WHERE = {
-    "RollbackError": "incidents",
-    "actuate": "incidents",
+    "actuate": "actuators",
     "clear": "incidents",
     "list_incidents": "incidents",
     "open_for": "incidents",
-    "respond": "incidents",
     "update_incident": "incidents",
-    "ConcurrentPromotion": "registry",
-    "PromotionRefused": "registry",
     "current": "registry",
     "history": "registry",
     "promote": "registry",
     "register": "registry",
+    "respond": "rollback",
 }
 __all__ = [
-    "ConcurrentPromotion",
-    "PromotionRefused",
-    "RollbackError",
     "actuate",
     "clear",
     "current",

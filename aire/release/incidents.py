@@ -1,27 +1,14 @@
-"""Incidents, automatic rollback and the circuit breaker on promotions.
+"""Incidents and the circuit breaker on promotions.
 
 A breach found by the monitor opens an incident for the version that holds ``production``. Opening is
-idempotent (one open incident per version, enforced by a unique key in the store), and only the run
-that opened it rolls back: two monitor runs that see the same breach roll back once.
-
-Rollback moves ``production`` to the last good version: walking the alias history back from the
-newest move, the most recent earlier production version that has no open incident. With none, it is
-an error (``RollbackError``), never a guess. Then the configured actuator is called so the serving
-layer follows the registry: ``dry-run`` (log only), ``webhook:URL`` (POST JSON), ``shell:COMMAND``
-(environment ``AIRE_ROLLBACK_*``).
-
-While an incident is open, promoting its version is refused (the circuit breaker), until
-``aire incidents clear ID --reason ...``.
+idempotent (one open incident per version, enforced by a unique key in the store). While an incident
+is open, promoting its version is refused (the circuit breaker), until
+``aire incidents clear ID --reason ...``. Rolling back is aire.release.rollback's job.
 """
 
 from __future__ import annotations
 
 import getpass
-import json
-import os
-import shlex
-import subprocess
-import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,15 +17,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from aire.core.errors import AireError, InputError
-from aire.core.settings import Settings
+from aire.core.errors import InputError, PromotionRefused
 from aire.store.store import IncidentRow, Store
 
 OPEN, CLEARED = "open", "cleared"
-
-
-class RollbackError(AireError):
-    """No earlier good version to roll back to, or the move failed."""
 
 
 class Incident(BaseModel):
@@ -128,7 +110,6 @@ def clear(store: Store, incident_id: int, reason: str) -> Incident:
 
 def check_breaker(store: Store, model: str, version: str) -> None:
     """The circuit breaker: refuse to promote a version with an open incident."""
-    from aire.release.registry import PromotionRefused
 
     incident = open_for(store, model, version)
     if incident is not None:
@@ -136,93 +117,3 @@ def check_breaker(store: Store, model: str, version: str) -> None:
             f"v{version} of {model} has open incident #{incident.id} ({incident.summary}); "
             f"clear it first: aire incidents clear {incident.id} --reason ..."
         )
-
-
-def last_good_version(store: Store, model: str, failing: str) -> str:
-    """The most recent earlier production version without an open incident; an error when none."""
-    from aire.release.registry import history
-
-    moves = [m for m in history(store, model) if m.alias == "production"]
-    for move in reversed(moves):
-        for candidate in (move.version, move.previous_version):
-            if candidate and candidate != failing and open_for(store, model, candidate) is None:
-                return candidate
-    raise RollbackError(
-        f"no earlier good production version of {model} to roll back to from v{failing} "
-        f"(alias history has {len(moves)} production move(s))"
-    )
-
-
-def rollback(settings: Settings, store: Store, incident: Incident) -> str:
-    """Move ``production`` to the last good version and call the actuator; returns that version."""
-    from aire.release import registry
-
-    target = last_good_version(store, incident.model, incident.version)
-    registry.promote(
-        settings,
-        store,
-        model=incident.model,
-        alias="production",
-        version=target,
-        verdict="ROLLBACK",
-        force=True,
-        reason=f"automatic rollback: incident #{incident.id}: {incident.summary}",
-        actor="aire-monitor",
-    )
-    result = actuate(settings.actuator, incident, target)
-    update_incident(store, incident.id, rolled_back_to=target, actuator=result)
-    return target
-
-
-def actuate(actuator: str, incident: Incident, target: str) -> dict[str, Any]:
-    """Tell the serving layer to follow the registry. Never raises: the result is recorded."""
-    payload = {
-        "incident": incident.id,
-        "model": incident.model,
-        "from_version": incident.version,
-        "to_version": target,
-        "summary": incident.summary,
-    }
-    kind, _, arg = actuator.partition(":")
-    try:
-        if kind == "dry-run":
-            return {"kind": "dry-run", "ok": True, "would": payload}
-        if kind == "webhook":
-            req = urllib.request.Request(
-                arg, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
-            )
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return {"kind": "webhook", "ok": 200 <= resp.status < 300, "status": resp.status}
-        if kind == "shell":
-            env = {**os.environ, **{f"AIRE_ROLLBACK_{k.upper()}": str(v) for k, v in payload.items()}}
-            proc = subprocess.run(shlex.split(arg), env=env, capture_output=True, text=True, timeout=120)
-            return {
-                "kind": "shell",
-                "ok": proc.returncode == 0,
-                "returncode": proc.returncode,
-                "output": (proc.stdout + proc.stderr)[-2000:],
-            }
-    except Exception as exc:  # the rollback in the registry stands; the failed actuation is on record
-        return {"kind": kind, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    return {"kind": kind, "ok": False, "error": f"unknown actuator {actuator!r}: use dry-run, webhook:URL or shell:CMD"}
-
-
-def respond(
-    settings: Settings,
-    store: Store,
-    *,
-    model: str,
-    version: str,
-    severity: str,
-    summary: str,
-    evidence: dict[str, Any],
-    roll_back: bool,
-) -> tuple[Incident, str | None]:
-    """Open the incident of a breach and, if this call opened it, roll back. Returns the incident and
-    the version production moved to (None when another run already handled this breach)."""
-    incident, created = open_incident(
-        store, model=model, version=version, severity=severity, summary=summary, evidence=evidence
-    )
-    if not created or not roll_back:
-        return incident, None
-    return incident, rollback(settings, store, incident)

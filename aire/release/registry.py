@@ -21,22 +21,13 @@ from sqlalchemy.orm import Session
 from tenacity import Retrying, stop_after_attempt, wait_fixed
 
 from aire.client.config import EndpointConfig
-from aire.core.errors import AireError, InputError
+from aire.core.errors import ConcurrentPromotion, InputError, PromotionRefused
 from aire.core.settings import Settings
+from aire.release.incidents import check_breaker
 from aire.store.store import AliasMove, Store
 from aire.tracking.runs import client
 
 ALIASES = ("champion", "challenger", "production")
-
-
-class PromotionRefused(AireError):
-    """A promotion without a PASS decision (and without --force); exit 1, like a failed gate."""
-
-    exit_code = 1
-
-
-class ConcurrentPromotion(AireError):
-    """Another promotion of the same alias committed first."""
 
 
 class Move(BaseModel):
@@ -108,7 +99,6 @@ def promote(
         raise PromotionRefused(f"refusing to move '{alias}' of {model} to v{version}: verdict {verdict or 'none'}")
     if force and not reason.strip():
         raise InputError("--force needs --reason: forced promotions are audited", field="reason")
-    from aire.release.incidents import check_breaker
 
     # The history's last seq is read before anything else: this promotion is based on that state, and
     # its row claims seq + 1. If another promotion commits in between (however long the checks below

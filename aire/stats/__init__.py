@@ -20,15 +20,7 @@ if TYPE_CHECKING:
         unpaired,
     )
     from aire.stats.paired_proportions import latent_cells, restricted_q, score_z, table_log_pmf, tango_interval
-    from aire.stats.sequential import (
-        Look,
-        SequentialInfo,
-        confidence_sequence,
-        fixed_n_plan,
-        intersect,
-        sequential_non_inferiority,
-        split_alpha,
-    )
+    from aire.stats.sequential import Look, SequentialInfo, confidence_sequence, fixed_n_plan, intersect, split_alpha
     from aire.stats.summary import summarise
 
 _WHERE = {
@@ -53,7 +45,6 @@ _WHERE = {
     "confidence_sequence": "sequential",
     "fixed_n_plan": "sequential",
     "intersect": "sequential",
-    "sequential_non_inferiority": "sequential",
     "split_alpha": "sequential",
     "summarise": "summary",
 }
@@ -76,7 +67,6 @@ __all__ = [
     "quantile_ci_min_n",
     "restricted_q",
     "score_z",
-    "sequential_non_inferiority",
     "split_alpha",
     "summarise",
     "table_log_pmf",

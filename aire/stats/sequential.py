@@ -17,7 +17,7 @@ import math
 import numpy as np
 from pydantic import BaseModel
 
-from aire.gate.policy import Verdict
+from aire.core.types import Verdict
 
 
 class Look(BaseModel):
@@ -40,14 +40,6 @@ class SequentialInfo(BaseModel):
     @property
     def fraction_of_plan(self) -> float | None:
         return self.n_used / self.fixed_n_plan if self.fixed_n_plan else None
-
-
-class SequentialState(BaseModel):
-    n: int
-    delta: float
-    ci_low: float
-    ci_high: float
-    verdict: Verdict  # PASS / FAIL once settled, INCONCLUSIVE while it is not
 
 
 # Share of alpha spent on the always-valid sequence at the interim looks; the rest is spent once, on
@@ -101,39 +93,6 @@ def intersect(sequence: tuple[float, float], fixed: tuple[float, float] | None) 
     if fixed is None:
         return sequence
     return max(sequence[0], fixed[0]), min(sequence[1], fixed[1])
-
-
-def sequential_non_inferiority(
-    champion: np.ndarray,
-    challenger: np.ndarray,
-    *,
-    margin: float,
-    alpha: float = 0.05,
-    batch: int = 50,
-    n_min: int = 100,
-    cap: int | None = None,
-) -> SequentialState:
-    """Walk through the pairs batch by batch; stop at the first settled verdict, or at the cap.
-
-    PASS when the sequence lies wholly above -margin, FAIL when wholly below; never before n_min.
-    """
-    d_all = np.asarray(challenger, dtype=float) - np.asarray(champion, dtype=float)
-    d_all = d_all[~np.isnan(d_all)]
-    cap = min(cap or len(d_all), len(d_all))
-    state = SequentialState(n=0, delta=math.nan, ci_low=-math.inf, ci_high=math.inf, verdict=Verdict.INCONCLUSIVE)
-    for n in range(batch, cap + batch, batch):
-        n = min(n, cap)
-        mean, low, high = confidence_sequence(d_all[:n], alpha, planned_n=cap)
-        verdict = Verdict.INCONCLUSIVE
-        if n >= n_min:
-            if low > -margin:
-                verdict = Verdict.PASS
-            elif high < -margin:
-                verdict = Verdict.FAIL
-        state = SequentialState(n=n, delta=mean, ci_low=low, ci_high=high, verdict=verdict)
-        if verdict is not Verdict.INCONCLUSIVE or n == cap:
-            break
-    return state
 
 
 def fixed_n_plan(

@@ -8,16 +8,15 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from aire.tracking.report import fmt, metric_rows
+    from aire.tracking.report import metric_rows
     from aire.tracking.runs import client, ui_command
 
 _WHERE = {
-    "fmt": "report",
     "metric_rows": "report",
     "client": "runs",
     "ui_command": "runs",
 }
-__all__ = ["client", "fmt", "metric_rows", "ui_command"]
+__all__ = ["client", "metric_rows", "ui_command"]
 
 
 def __getattr__(name: str) -> Any:

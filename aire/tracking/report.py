@@ -2,23 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
-from aire.core.types import Estimate, Summary
-
-
-def fmt(value: float | None, digits: int = 3) -> str:
-    if value is None or math.isnan(value):
-        return "—"
-    if abs(value) >= 100:
-        return f"{value:.1f}"
-    return f"{value:.{digits}f}"
-
-
-def fmt_ci(est: Estimate) -> str:
-    if est.ci_low is None or est.ci_high is None:
-        return "—"
-    return f"[{fmt(est.ci_low)}, {fmt(est.ci_high)}]"
+from aire.core.formatting import fmt, fmt_ci
+from aire.core.types import Summary
 
 
 def metric_rows(summary: Summary, *, slices: bool = True) -> list[tuple[str, str, str, str, str]]:

@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 from aire.client.config import EndpointConfig
+from aire.core.errors import PromotionRefused, RollbackError
 from aire.core.settings import get_settings
-from aire.release.incidents import RollbackError, actuate, clear, list_incidents, open_for, respond
-from aire.release.registry import PromotionRefused, current, history, promote, register
+from aire.release.actuators import actuate
+from aire.release.incidents import clear, list_incidents, open_for
+from aire.release.registry import current, history, promote, register
+from aire.release.rollback import respond
 from aire.store.store import Store
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from aire.client.config import EndpointConfig
-from aire.core.errors import InputError
+from aire.core.errors import ConcurrentPromotion, InputError, PromotionRefused
 from aire.core.settings import get_settings
-from aire.release.registry import ConcurrentPromotion, PromotionRefused, current, history, promote, register
+from aire.release.registry import current, history, promote, register
 from aire.store.store import Store
 
 pytestmark = pytest.mark.integration

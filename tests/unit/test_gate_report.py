@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aire.core.formatting import fmt
 from aire.gate.evidence import Comparison, PairedData, compare
 from aire.gate.policy import Counts, Decision, Interval, Policy, Rule, Verdict, decide
 from aire.gate.report import plot_latency, render_markdown, write_report
 from aire.stats.sequential import Look, SequentialInfo
-from aire.tracking.report import fmt
 
 N = 200
 EM = "exact_match/mean"

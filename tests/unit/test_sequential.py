@@ -4,16 +4,60 @@ most alpha, and a clear regression is settled with far fewer samples than the fi
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import pytest
 from scipy import stats
 
 from aire.gate.policy import Verdict
-from aire.stats.sequential import fixed_n_plan, sequential_non_inferiority
+from aire.stats.sequential import confidence_sequence, fixed_n_plan
 
 ALPHA = 0.05
 SIMS = 1000
+
+
+class SequentialState(NamedTuple):
+    n: int
+    delta: float
+    ci_low: float
+    ci_high: float
+    verdict: Verdict  # PASS / FAIL once settled, INCONCLUSIVE while it is not
+
+
+def sequential_non_inferiority(
+    champion: np.ndarray,
+    challenger: np.ndarray,
+    *,
+    margin: float,
+    alpha: float = 0.05,
+    batch: int = 50,
+    n_min: int = 100,
+    cap: int | None = None,
+) -> SequentialState:
+    """The confidence sequence alone, looked at every ``batch`` pairs (the product reads it through
+    aire.run.looks, intersected with a fixed-n interval at the cap): stop at the first settled
+    verdict, or at the cap.
+
+    PASS when the sequence lies wholly above -margin, FAIL when wholly below; never before n_min.
+    """
+    d_all = np.asarray(challenger, dtype=float) - np.asarray(champion, dtype=float)
+    d_all = d_all[~np.isnan(d_all)]
+    cap = min(cap or len(d_all), len(d_all))
+    state = SequentialState(n=0, delta=math.nan, ci_low=-math.inf, ci_high=math.inf, verdict=Verdict.INCONCLUSIVE)
+    for n in range(batch, cap + batch, batch):
+        n = min(n, cap)
+        mean, low, high = confidence_sequence(d_all[:n], alpha, planned_n=cap)
+        verdict = Verdict.INCONCLUSIVE
+        if n >= n_min:
+            if low > -margin:
+                verdict = Verdict.PASS
+            elif high < -margin:
+                verdict = Verdict.FAIL
+        state = SequentialState(n=n, delta=mean, ci_low=low, ci_high=high, verdict=verdict)
+        if verdict is not Verdict.INCONCLUSIVE or n == cap:
+            break
+    return state
 
 
 def pair(rng: np.random.Generator, n: int, p_a: float, p_b: float) -> tuple[np.ndarray, np.ndarray]:
