@@ -16,12 +16,13 @@ This module decides; it does not measure. ``aire.gate.evidence`` computes the ev
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aire.core.errors import InputError, did_you_mean
 from aire.core.types import Verdict
@@ -97,6 +98,21 @@ class Interval(BaseModel):
     # critical rules could each FAIL. None: the same as [ci_low, ci_high].
     fail_low: float | None = None
     fail_high: float | None = None
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _nan(cls, v: object) -> object:
+        return math.nan if v is None else v  # decision.json writes NaN as null
+
+    @field_validator("ci_low", mode="before")
+    @classmethod
+    def _unbounded_low(cls, v: object) -> object:
+        return -math.inf if v is None else v  # decision.json writes an unbounded side as null
+
+    @field_validator("ci_high", mode="before")
+    @classmethod
+    def _unbounded_high(cls, v: object) -> object:
+        return math.inf if v is None else v
 
     @property
     def fail_bounds(self) -> tuple[float, float]:

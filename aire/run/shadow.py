@@ -37,6 +37,7 @@ from aire.stats.sequential import Look, SequentialInfo
 
 if TYPE_CHECKING:
     from aire.gate.evidence import Comparison, PairedData
+    from aire.gate.record import DecisionRecord
     from aire.store.store import ResultRow, Store
 
 ARMS = ("champion", "challenger")
@@ -490,6 +491,8 @@ def _finite(value: Any) -> Any:
 async def finalise_shadow(plan: ShadowPlan, *, n_requested: int, looks: list[Look]) -> ShadowResult:
     """Decide, write the report files, register both models, record MLflow; then mark the runs finished."""
     from aire.gate.evidence import compare
+    from aire.gate.record import FILE_NAME as DECISION_FILE
+    from aire.gate.record import write_decision
     from aire.gate.report import write_report
     from aire.release import registry
     from aire.run.looks import look_comparison
@@ -545,7 +548,7 @@ async def finalise_shadow(plan: ShadowPlan, *, n_requested: int, looks: list[Loo
     title = f"{plan.endpoints['challenger'].name} vs {plan.endpoints['champion'].name} on {plan.source_name}"
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     # A decision.json left from an earlier gate in this folder must not outlive a failed one: CI reads it.
-    (plan.out_dir / "decision.json").unlink(missing_ok=True)
+    (plan.out_dir / DECISION_FILE).unlink(missing_ok=True)
     write_report(
         plan.out_dir,
         title=title,
@@ -579,14 +582,16 @@ async def finalise_shadow(plan: ShadowPlan, *, n_requested: int, looks: list[Loo
             samples={s.id: s for s in plan.samples},
             score_keys=list(plan.evaluators),
             files=[plan.out_dir / "report.md", plan.out_dir / "latency.png"],
-            decision_body=lambda run_id: _decision_body(plan, decision, comparison, seq, provenance, run_id),
+            decision_body=lambda run_id: _decision_record(
+                plan, decision, comparison, seq, provenance, run_id
+            ).as_json_dict(),
         )
     except Exception:
         for arm in ARMS:
             plan.store.set_status(plan.runs[arm], FAILED)
         raise
-    _write_json(
-        plan.out_dir / "decision.json", _decision_body(plan, decision, comparison, seq, provenance, mlflow_run_id)
+    write_decision(
+        plan.out_dir / DECISION_FILE, _decision_record(plan, decision, comparison, seq, provenance, mlflow_run_id)
     )
     for arm in ARMS:
         plan.store.set_status(plan.runs[arm], FINISHED, mlflow_run_id=mlflow_run_id)
@@ -606,37 +611,27 @@ async def finalise_shadow(plan: ShadowPlan, *, n_requested: int, looks: list[Loo
     )
 
 
-def _decision_body(
+def _decision_record(
     plan: ShadowPlan,
     decision: Decision,
     comparison: Comparison,
     seq: SequentialInfo | None,
     provenance: dict[str, Any],
     mlflow_run_id: str,
-) -> dict[str, Any]:
+) -> DecisionRecord:
     """decision.json: what CI and ``aire promote --decision`` read."""
-    body = {
-        "verdict": decision.verdict.value,
-        "exit_code": decision.verdict.exit_code,
-        "reasons": decision.reasons,
-        "rules": [r.model_dump(mode="json") for r in decision.rules],
-        "counts": comparison.counts.model_dump(),
-        "metrics": {k: m.evidence.model_dump(mode="python") for k, m in comparison.metrics.items()},
-        "sequential": None
-        if seq is None
-        else {**seq.model_dump(mode="json"), "fraction_of_plan": seq.fraction_of_plan},
-        "provenance": provenance,
-        "registry": {
-            "model": plan.registered_model,
-            "champion_version": provenance["champion"]["registered_version"],
-            "challenger_version": provenance["challenger"]["registered_version"],
-        },
-        "mlflow": {"run_id": mlflow_run_id, "tracking_uri": plan.settings.resolved_tracking_uri},
-    }
-    return _finite(body)
+    from aire.gate.record import DecisionRecord, MlflowRef, RegistryRef
 
-
-def _write_json(path: Path, body: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(body, indent=2, default=str) + "\n")
-    tmp.replace(path)  # never a half-written decision for CI to read
+    return DecisionRecord.of(
+        decision,
+        counts=comparison.counts,
+        metrics={k: m.evidence for k, m in comparison.metrics.items()},
+        sequential=seq,
+        provenance=_finite(provenance),
+        registry=RegistryRef(
+            model=plan.registered_model,
+            champion_version=provenance["champion"]["registered_version"],
+            challenger_version=provenance["challenger"]["registered_version"],
+        ),
+        mlflow=MlflowRef(run_id=mlflow_run_id, tracking_uri=plan.settings.resolved_tracking_uri),
+    )

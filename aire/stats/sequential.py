@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from aire.core.types import Verdict
 
@@ -37,6 +37,7 @@ class SequentialInfo(BaseModel):
     fixed_n_plan: int | None = None  # pairs a fixed-n design needs (None: no non-inferiority rule)
     plan_basis: str = ""  # baseline, margin, alpha and power the plan was computed for
 
+    @computed_field  # in model_dump and decision.json, for readers without this class
     @property
     def fraction_of_plan(self) -> float | None:
         return self.n_used / self.fixed_n_plan if self.fixed_n_plan else None

@@ -1,0 +1,104 @@
+"""decision.json, typed: what a gate decided, written by the shadow comparison and read by CI and
+``aire promote --decision``.
+
+One pydantic model is the file's schema in both directions (model_dump_json / model_validate_json), so
+the writer and the readers cannot drift apart. JSON has no infinity: an unbounded interval side is
+written as null and read back as ±inf (aire.gate.policy.Interval). A file that is not a decision (a
+foreign JSON, a truncated write, a wrong type) is an InputError naming the file and the field: exit 3.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from aire.core.errors import InputError
+from aire.core.types import Verdict
+from aire.gate.policy import Counts, Decision, MetricEvidence, RuleResult
+from aire.stats.sequential import SequentialInfo
+
+FILE_NAME = "decision.json"
+
+
+class RegistryRef(BaseModel):
+    """The registered model versions the decision is about (what ``aire promote`` moves)."""
+
+    model: str
+    champion_version: str | None = None
+    challenger_version: str | None = None
+
+
+class MlflowRef(BaseModel):
+    run_id: str
+    tracking_uri: str
+
+
+class DecisionRecord(BaseModel):
+    # Unknown keys are tolerated (a newer aire may add some); a missing or mistyped one is not.
+    model_config = ConfigDict(extra="ignore", ser_json_inf_nan="null")
+
+    verdict: Verdict
+    exit_code: int
+    reasons: list[str]
+    rules: list[RuleResult]
+    counts: Counts
+    metrics: dict[str, MetricEvidence]
+    sequential: SequentialInfo | None = None
+    provenance: dict[str, Any]
+    registry: RegistryRef
+    mlflow: MlflowRef
+
+    @classmethod
+    def of(
+        cls,
+        decision: Decision,
+        *,
+        counts: Counts,
+        metrics: dict[str, MetricEvidence],
+        sequential: SequentialInfo | None,
+        provenance: dict[str, Any],
+        registry: RegistryRef,
+        mlflow: MlflowRef,
+    ) -> DecisionRecord:
+        return cls(
+            verdict=decision.verdict,
+            exit_code=decision.verdict.exit_code,
+            reasons=decision.reasons,
+            rules=decision.rules,
+            counts=counts,
+            metrics=metrics,
+            sequential=sequential,
+            provenance=provenance,
+            registry=registry,
+            mlflow=mlflow,
+        )
+
+    def as_json_dict(self) -> dict[str, Any]:
+        """The file's content as plain JSON values (infinities as None), e.g. for MLflow's log_dict."""
+        return json.loads(self.model_dump_json())
+
+
+def write_decision(path: Path, record: DecisionRecord) -> None:
+    """Atomically: CI never reads a half-written decision."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(record.model_dump_json(indent=2) + "\n")
+    tmp.replace(path)
+
+
+def read_decision(path: Path) -> DecisionRecord:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"cannot read the decision: {exc.strerror or exc}", path=path) from None
+    try:
+        return DecisionRecord.model_validate_json(text)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or None
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        if err["type"] == "json_invalid":
+            raise InputError(f"not JSON: {err['msg']}", path=path) from None
+        raise InputError(f"not an aire decision: {err['msg']}{more}", path=path, field=field) from None
