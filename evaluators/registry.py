@@ -7,28 +7,36 @@ decorator rather than decided by the caller::
     @evaluator("exact_match", higher_is_better=True, aggregations=("mean",))
     def exact_match(sample: Sample, completion: Completion, *, strip: bool = True) -> bool: ...
 
-Suites reference evaluators by name (lm-evaluation-harness style: no code in YAML). ``bind`` turns
-``{name, options}`` from a suite into a ``BoundEvaluator`` and fails at load time, with the file and
-field, on an unknown name, unknown option, wrong type or invalid value. Once bound, ``score`` never
-raises: a failed request or a crashing evaluator is a NaN Score with an explanation, never a zero.
+Suites reference evaluators by name (lm-evaluation-harness style: no code in YAML). The builtins
+register when ``evaluators`` is imported; installed plugins add theirs through the ``aire.evaluators``
+entry-point group (``name = "module:function"``, or a module whose import registers), read only when
+a name is not known yet or the registry is listed. ``bind`` turns ``{name, options}`` from a suite
+into a ``BoundEvaluator`` through the evaluator's options model (``evaluators.options``) and fails at
+load time, with the file and field, on an unknown name, unknown option, wrong type or invalid value.
+Once bound, ``score`` never raises: a failed request or a crashing evaluator is a NaN Score with an
+explanation, never a zero.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 import numbers
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType, UnionType
-from typing import Annotated, Any, Final, TypeAlias, Union, get_args, get_origin
+from types import MappingProxyType
+from typing import Any, Final, TypeAlias
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from aire.core.errors import InputError, did_you_mean
+from aire.core.plugins import EntryPointGroup, PluginError, describe
 from aire.core.types import Completion, Sample, Score
+from evaluators.options import OptionError, OptionsValidator, build_options_model, option_errors, values
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "KNOWN_AGGREGATIONS",
     "BoundEvaluator",
     "DuplicateEvaluator",
@@ -63,7 +71,8 @@ _MAX_EXPLANATION: Final = 500
 
 EvaluatorResult: TypeAlias = Score | float | bool | None
 EvaluatorFn: TypeAlias = Callable[..., EvaluatorResult | Awaitable[EvaluatorResult]]
-OptionsValidator: TypeAlias = Callable[[Mapping[str, Any]], None]
+
+ENTRY_POINT_GROUP: Final = "aire.evaluators"
 
 
 class UnknownEvaluator(InputError):
@@ -72,17 +81,6 @@ class UnknownEvaluator(InputError):
 
 class DuplicateEvaluator(ValueError):
     """Two evaluators were registered under one name: a programming error, raised at import."""
-
-
-class OptionError(ValueError):
-    """Raised by a ``validate_options`` hook to blame one option; ``bind`` names it in the InputError."""
-
-    def __init__(self, option: str, message: str) -> None:
-        self.option = option
-        super().__init__(message)
-
-
-_REQUIRED: Final = inspect.Parameter.empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +98,8 @@ class EvaluatorSpec:
     option_annotations: Mapping[str, Any]
     is_async: bool
     validate_options: OptionsValidator | None = field(default=None, repr=False)
-    # One pydantic TypeAdapter per option, built once at registration so ``bind`` stays cheap.
-    _adapters: Mapping[str, TypeAdapter[Any]] = field(default_factory=dict, repr=False, compare=False)
+    # Built once at registration so ``bind`` is one ``model_validate``; its JSON schema documents the options.
+    options_model: type[BaseModel] = field(default=BaseModel, repr=False, compare=False)
 
     @property
     def required_options(self) -> tuple[str, ...]:
@@ -109,6 +107,7 @@ class EvaluatorSpec:
 
 
 _REGISTRY: dict[str, EvaluatorSpec] = {}
+_PLUGINS = EntryPointGroup(ENTRY_POINT_GROUP)
 
 
 def _spec_from_function(
@@ -122,7 +121,7 @@ def _spec_from_function(
 ) -> EvaluatorSpec:
     where = f"evaluator {name!r} ({getattr(fn, '__qualname__', fn)!r})"
     # eval_str resolves the string annotations of ``from __future__ import annotations`` modules, and
-    # keeps Annotated metadata (Field constraints, AfterValidators) for the TypeAdapters.
+    # keeps Annotated metadata (Field constraints, AfterValidators) for the options model.
     try:
         sig = inspect.signature(fn, eval_str=True)
     except (NameError, TypeError) as exc:
@@ -131,21 +130,19 @@ def _spec_from_function(
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     if len(params) < 2 or any(p.kind not in positional for p in params[:2]):
         raise TypeError(f"{where}: must take (sample, completion) positionally")
-    names: list[str] = []
-    defaults: dict[str, Any] = {}
-    annotations: dict[str, Any] = {}
-    adapters: dict[str, TypeAdapter[Any]] = {}
-    for p in params[2:]:
+    options = params[2:]
+    for p in options:
         # Keyword-only so an option can never be filled positionally by mistake, and no **kwargs
         # because options we cannot see we cannot validate at load time.
         if p.kind is not inspect.Parameter.KEYWORD_ONLY:
             raise TypeError(f"{where}: option {p.name!r} must be keyword-only (after '*')")
-        annotation = Any if p.annotation is inspect.Parameter.empty else p.annotation
-        names.append(p.name)
-        annotations[p.name] = annotation
-        adapters[p.name] = TypeAdapter(annotation)
-        if p.default is not _REQUIRED:
-            defaults[p.name] = p.default
+        if p.name.startswith("_"):
+            raise TypeError(f"{where}: option {p.name!r} must not start with '_'")
+    model_name = "".join(part.capitalize() for part in re.split(r"[_.\-]", name)) + "Options"
+    try:
+        model = build_options_model(model_name, options, validate_options)
+    except TypeError as exc:  # pydantic's "cannot build a schema for this annotation" is a TypeError
+        raise TypeError(f"{where}: {exc}") from exc
     if not description:
         doc = inspect.getdoc(fn) or ""
         description = doc.strip().splitlines()[0] if doc.strip() else ""
@@ -155,12 +152,14 @@ def _spec_from_function(
         higher_is_better=higher_is_better,
         aggregations=aggregations,
         description=description,
-        option_names=tuple(names),
-        option_defaults=MappingProxyType(defaults),
-        option_annotations=MappingProxyType(annotations),
+        option_names=tuple(p.name for p in options),
+        option_defaults=MappingProxyType({p.name: p.default for p in options if p.default is not p.empty}),
+        option_annotations=MappingProxyType(
+            {p.name: Any if p.annotation is p.empty else p.annotation for p in options}
+        ),
         is_async=inspect.iscoroutinefunction(fn),
         validate_options=validate_options,
-        _adapters=MappingProxyType(adapters),
+        options_model=model,
     )
 
 
@@ -220,16 +219,48 @@ def evaluator(
 
 
 def registry() -> Mapping[str, EvaluatorSpec]:
-    """A read-only live view of every registered evaluator by name."""
+    """A read-only live view of every registered evaluator by name, installed plugins included."""
+    _discover()
     return MappingProxyType(_REGISTRY)
 
 
 def get(name: str) -> EvaluatorSpec:
     """The spec registered as ``name``; ``UnknownEvaluator`` with a did-you-mean suffix otherwise."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownEvaluator(_unknown_evaluator_message(name)) from None
+    spec = _lookup(name)
+    if spec is None:
+        raise UnknownEvaluator(_unknown_evaluator_message(name))
+    return spec
+
+
+def _lookup(name: str) -> EvaluatorSpec | None:
+    """Registered by import, else by an entry point: those called ``name`` first (so a broken
+    unrelated plugin does not mask this one), then the rest (modules register under any name)."""
+    for scope in (name, None):
+        if name in _REGISTRY:
+            break
+        _discover(scope)
+    return _REGISTRY.get(name)
+
+
+def _discover(name: str | None = None) -> None:
+    for ep, obj in _PLUGINS.load(name):
+        _register_entry_point(ep, obj)
+
+
+def _register_entry_point(ep: importlib.metadata.EntryPoint, obj: object) -> None:
+    if inspect.ismodule(obj):
+        return  # importing it ran its @evaluator decorators
+    if not callable(obj):
+        raise PluginError(f"{describe(ep)} is a {type(obj).__name__}, not an evaluator function or a module")
+    registered = next((spec.name for spec in _REGISTRY.values() if spec.fn is obj), None)
+    if registered is None:
+        # A plain function: registered under the entry point's name with the decorator's defaults.
+        try:
+            evaluator(ep.name)(obj)  # type: ignore[arg-type]
+        except (TypeError, ValueError) as exc:  # a bad signature or name, or a name already taken
+            raise PluginError(f"{describe(ep)}: {exc}") from exc
+    elif registered != ep.name:
+        raise PluginError(f"{describe(ep)} loads evaluator {registered!r}: name the entry point {registered!r}")
 
 
 def _unknown_evaluator_message(name: object) -> str:
@@ -239,39 +270,6 @@ def _unknown_evaluator_message(name: object) -> str:
 
 def _truncate(text: str) -> str:
     return text if len(text) <= _MAX_EXPLANATION else text[: _MAX_EXPLANATION - 1] + "…"
-
-
-def _type_name(tp: Any) -> str:
-    """``str | list[str] | None`` rather than pydantic's or typing's internal spellings."""
-    if get_origin(tp) is Annotated:
-        return _type_name(get_args(tp)[0])
-    if get_origin(tp) in (Union, UnionType):
-        return " | ".join(_type_name(a) for a in get_args(tp))
-    if tp is type(None):
-        return "None"
-    if isinstance(tp, type) and not get_args(tp):
-        return tp.__name__
-    return repr(tp).replace("typing.", "")
-
-
-def _describe(exc: ValidationError, option: str, value: Any, annotation: Any) -> tuple[str, str]:
-    """One message and one field for the first thing wrong with an option value."""
-    errors = exc.errors()
-    if len(errors) > 1 and get_origin(annotation) in (Union, UnionType):
-        # A union reports one error per member, located by the member's type name: say what was
-        # expected instead of blaming the first member.
-        return f"expected {_type_name(annotation)}, got {_short_repr(value)}", option
-    err = errors[0]
-    ctx_error = (err.get("ctx") or {}).get("error")
-    # For our own ValueErrors (bad regex, bad schema) the message is ours; drop "Value error, ".
-    msg = str(ctx_error) if err["type"] == "value_error" and ctx_error is not None else err["msg"]
-    sub = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-    return f"{msg} (got {_short_repr(value)})", f"{option}{sub}"
-
-
-def _short_repr(value: object, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _as_score(result: object) -> Score:
@@ -334,48 +332,29 @@ def bind(
 
     Raises:
         UnknownEvaluator: the name is not registered (with a did-you-mean suffix).
+        PluginError: an installed plugin's entry point failed to load while looking the name up.
         InputError: an unknown, missing, mistyped or invalid option, naming the field. Types are
             checked strictly against the function's annotations (an int is a valid float, but
             ``1`` is not a bool and ``"3"`` is not an int).
     """
     prefix = f"{field_prefix}." if field_prefix else ""
 
-    def fail(message: str, option: str | None = None) -> InputError:
-        fld = f"{prefix}options" + (f".{option}" if option is not None else "")
-        return InputError(f"evaluator {name!r}: {message}", path=where, field=fld)
+    def fld(option: str | None) -> str:
+        return f"{prefix}options" + (f".{option}" if option is not None else "")
 
-    spec = _REGISTRY.get(name) if isinstance(name, str) else None
+    spec = _lookup(name) if isinstance(name, str) else None
     if spec is None:
         raise UnknownEvaluator(_unknown_evaluator_message(name), path=where, field=f"{prefix}name")
     raw: Mapping[str, Any] = {} if options is None else options
     if not isinstance(raw, Mapping):
-        raise fail(f"options must be a mapping, got {type(raw).__name__}")
-
-    for key in raw:
-        if key not in spec._adapters:
-            accepted = ", ".join(spec.option_names) or "none"
-            raise fail(
-                f"unknown option {key!r}{did_you_mean(str(key), spec.option_names)}; accepted: {accepted}",
-                str(key),
-            )
-    missing = [n for n in spec.required_options if n not in raw]
-    if missing:
-        raise fail("required option is missing", missing[0])
-
-    values: dict[str, Any] = dict(spec.option_defaults)
-    for key, value in raw.items():
-        try:
-            # Strict: YAML already types its scalars, so `strip: "no"` or `max_chars: true` is a
-            # mistake to report, not a value to coerce (lax mode would turn "no" into False).
-            values[key] = spec._adapters[key].validate_python(value, strict=True)
-        except ValidationError as exc:
-            raise fail(*_describe(exc, key, value, spec.option_annotations[key])) from None
-
-    if spec.validate_options is not None:
-        try:
-            spec.validate_options(values)
-        except OptionError as exc:
-            raise fail(str(exc), exc.option) from None
-        except ValueError as exc:
-            raise fail(str(exc)) from None
-    return BoundEvaluator(spec=spec, options=MappingProxyType(values))
+        raise InputError(
+            f"evaluator {name!r}: options must be a mapping, got {type(raw).__name__}", path=where, field=fld(None)
+        )
+    try:
+        model = spec.options_model.model_validate(dict(raw))
+    except ValidationError as exc:
+        # Every problem in one line: the first names the field, the others follow with theirs.
+        (option, message), *more = option_errors(exc, raw, spec.option_annotations)
+        rest = "".join(f"; field '{fld(o)}': {m}" for o, m in more)
+        raise InputError(f"evaluator {name!r}: {message}{rest}", path=where, field=fld(option)) from None
+    return BoundEvaluator(spec=spec, options=values(model))
