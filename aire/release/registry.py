@@ -15,9 +15,6 @@ import json
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 from tenacity import Retrying, stop_after_attempt, wait_fixed
 
 from aire.client.config import EndpointConfig
@@ -103,13 +100,7 @@ def promote(
     # The history's last seq is read before anything else: this promotion is based on that state, and
     # its row claims seq + 1. If another promotion commits in between (however long the checks below
     # take), the unique (model, alias, seq) makes this insert fail instead of recording a stale move.
-    with Session(store.engine) as session:
-        last = session.scalars(
-            select(AliasMove)
-            .where(AliasMove.model == model, AliasMove.alias == alias)
-            .order_by(AliasMove.seq.desc())
-            .limit(1)
-        ).first()
+    last = store.last_alias_move(model, alias)
     seq = last.seq if last is not None else 0
     check_breaker(store, model, version)  # even --force: an open incident must be cleared first
     # What the alias points to per aire's history (the registry may lag a move being written); the
@@ -117,27 +108,22 @@ def promote(
     previous = last.version if last is not None else current(settings, model, alias)
     if previous == version:
         return None
-    with Session(store.engine, expire_on_commit=False) as session:
-        row = AliasMove(
-            model=model,
-            alias=alias,
-            seq=int(seq or 0) + 1,
-            version=version,
-            previous_version=previous,
-            verdict=verdict,
-            forced=force,
-            reason=reason,
-            actor=actor or getpass.getuser(),
-            at=datetime.now(UTC),
-        )
-        session.add(row)
-        try:
-            # The history row commits first: of two promotions that read the same state, only one
-            # gets its seq; the other fails here and never touches the registry.
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            raise ConcurrentPromotion(f"another promotion of '{alias}' on {model} committed first") from None
+    # The history row commits first: of two promotions that read the same state, only one gets its
+    # seq; the other finds it taken here and never touches the registry.
+    row = store.append_alias_move(
+        model=model,
+        alias=alias,
+        seq=seq + 1,
+        version=version,
+        previous_version=previous,
+        verdict=verdict,
+        forced=force,
+        reason=reason,
+        actor=actor or getpass.getuser(),
+        at=datetime.now(UTC),
+    )
+    if row is None:
+        raise ConcurrentPromotion(f"another promotion of '{alias}' on {model} committed first")
     mc = client(settings)
     # Two promotions that serialised in the history can still reach MLflow together, and its SQLite
     # store then rejects the second insert of the alias row; a retry finds the row and updates it.
@@ -149,9 +135,7 @@ def promote(
 
 
 def history(store: Store, model: str) -> list[Move]:
-    with Session(store.engine) as session:
-        rows = session.scalars(select(AliasMove).where(AliasMove.model == model).order_by(AliasMove.at, AliasMove.id))
-        return [_move(r) for r in rows]
+    return [_move(r) for r in store.alias_history(model)]
 
 
 def _move(row: AliasMove) -> Move:

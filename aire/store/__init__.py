@@ -1,4 +1,5 @@
-"""The results store (SQLAlchemy): runs and per-sample results, committed as they finish.
+"""The results store (SQLAlchemy): runs and per-sample results, committed as they finish; the alias
+history and incidents; Alembic migrations (``upgrade``, ``current_revision``), run before first use.
 
 Names are loaded on first use, so importing one stage does not import its neighbours' dependencies."""
 
@@ -8,6 +9,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from aire.store.migrate import current_revision, upgrade
     from aire.store.store import FAILED, FINISHED, AliasMove, IncidentRow, ResultRow, RunRow, SampleResult, Store
 
 _WHERE = {
@@ -19,8 +21,21 @@ _WHERE = {
     "RunRow": "store",
     "SampleResult": "store",
     "Store": "store",
+    "current_revision": "migrate",
+    "upgrade": "migrate",
 }
-__all__ = ["FAILED", "FINISHED", "AliasMove", "IncidentRow", "ResultRow", "RunRow", "SampleResult", "Store"]
+__all__ = [
+    "FAILED",
+    "FINISHED",
+    "AliasMove",
+    "IncidentRow",
+    "ResultRow",
+    "RunRow",
+    "SampleResult",
+    "Store",
+    "current_revision",
+    "upgrade",
+]
 
 
 def __getattr__(name: str) -> Any:

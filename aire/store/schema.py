@@ -1,0 +1,121 @@
+"""The store's tables (SQLAlchemy 2 declarative): runs, per-sample results, alias history, incidents.
+
+The tables are created and changed by the migrations in aire/store/migrations (Alembic), never by
+``create_all``: a change here needs a new revision there (tests/unit/test_migrations.py compares the
+two on SQLite and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+RUNNING, FINISHED, FAILED = "running", "finished", "failed"  # runs.status
+OPEN, CLEARED = "open", "cleared"  # incidents.status
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    resume_key: Mapped[str] = mapped_column(String(64), index=True)
+    suite: Mapped[str] = mapped_column(String(200))
+    suite_version: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(200))
+    served_model: Mapped[str] = mapped_column(String(200))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    n_samples: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=RUNNING)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ResultRow(Base):
+    __tablename__ = "results"
+    __table_args__ = (UniqueConstraint("run_id", "sample_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    sample_id: Mapped[str] = mapped_column(String(200))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    slices: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    text: Mapped[str] = mapped_column(Text, default="")
+    finish_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    output_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ttft_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    tpot_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    e2e_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # NaN is not valid JSON: unscored values are stored as null and read back as NaN.
+    scores_json: Mapped[dict[str, float | None]] = mapped_column(JSON, default=dict)
+    explanations: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+
+    @property
+    def scores(self) -> dict[str, float]:
+        return {k: (math.nan if v is None else float(v)) for k, v in self.scores_json.items()}
+
+
+class AliasMove(Base):
+    """Append-only history of registry alias moves (MLflow keeps only the current mapping).
+
+    ``seq`` numbers the moves of one (model, alias); the unique constraint makes two concurrent
+    promotions that read the same state unable to both commit.
+    """
+
+    __tablename__ = "alias_history"
+    __table_args__ = (UniqueConstraint("model", "alias", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    alias: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(32))
+    previous_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    forced: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+
+
+class IncidentRow(Base):
+    """A breach found by the monitor. ``open_key`` is ``model:version`` while open and NULL once
+    cleared: the unique constraint lets only one open incident exist per version, which is what makes
+    two monitor runs on one breach open it (and roll back) once."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    open_key: Mapped[str | None] = mapped_column(String(300), unique=True, nullable=True)
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=OPEN)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    rolled_back_to: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    actuator: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    cleared_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    clear_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
