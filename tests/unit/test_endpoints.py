@@ -14,6 +14,7 @@ import pytest
 from aire.client.config import EndpointConfig
 from aire.client.endpoints import CHAT_PATH, COMPLETIONS_PATH, EndpointClient, payload, request_fingerprint
 from aire.core.errors import EndpointError
+from aire.core.settings import Settings
 from aire.core.types import ChatMessage, Completion, GenerationParams, Sample
 from aire.testing.fake_openai import FakeOpenAI, Fault, RequestInfo, fail_first
 
@@ -323,6 +324,19 @@ async def test_check_times_out_quickly() -> None:
         assert time.perf_counter() - t0 < 2
     finally:
         server.close()
+
+
+# ------------------------------------------------------------------------------------- from settings
+async def test_from_settings_takes_timeout_attempts_and_concurrency(srv: FakeOpenAI) -> None:
+    settings = Settings(concurrency=5, request_timeout_s=7.5, max_attempts=2)
+    ep = endpoint(srv.base_url)
+    c = EndpointClient.from_settings(settings, ep)
+    assert (c.endpoint, c.concurrency, c.timeout_s, c.max_attempts) == (ep, 5, 7.5, 2)
+    own = EndpointClient.from_settings(settings, ep, concurrency=3, timeout_s=1.0)
+    assert (own.concurrency, own.timeout_s, own.max_attempts) == (3, 1.0, 2)
+    async with own:
+        assert (await own.generate(Q, P)).text == " 7"
+        await own.check()
 
 
 # ----------------------------------------------------------------------------------------- fingerprint
