@@ -10,6 +10,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 EXIT_PASS = 0
 EXIT_FAIL = 1
@@ -83,3 +87,25 @@ class ConcurrentPromotion(AireError):
 
 class RollbackError(AireError):
     """No earlier good version to roll back to, or the move failed."""
+
+
+def validation_summary(exc: ValidationError, prefix: Iterable[str | int] = ()) -> tuple[str, str | None]:
+    """(message, field) covering every error pydantic found, on one line: the first error's message
+    and field, then ``; field: message`` for each other. ``prefix``: where the object sits in its file."""
+    errors = exc.errors()
+    fields = [".".join([*map(str, prefix), *(str(p) for p in err["loc"])]) or None for err in errors]
+    rest = "".join(f"; {f or '(top level)'}: {err['msg']}" for f, err in zip(fields[1:], errors[1:], strict=True))
+    return errors[0]["msg"] + rest, fields[0]
+
+
+def from_validation(
+    exc: ValidationError,
+    error: type[InputError] = InputError,
+    *,
+    path: str | Path | None = None,
+    line: int | None = None,
+    prefix: Iterable[str | int] = (),
+) -> InputError:
+    """The one ValidationError -> InputError mapping: every error reported, the first one's field named."""
+    message, field = validation_summary(exc, prefix)
+    return error(message, path=path, line=line, field=field)

@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from aire.core.jsonl import read_jsonl
+
 COLUMNS = (
     "id",
     "ts",
@@ -82,26 +84,19 @@ def read_logs(paths: Iterable[Path], since: datetime | None = None, until: datet
     records: list[dict[str, Any]] = []
     bad: list[str] = []
     for path in sorted(paths):
-        with path.open(encoding="utf-8", errors="replace") as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                if not raw.strip():
+
+        def bad_line(lineno: int, why: str, path: Path = path) -> None:
+            bad.append(f"{path}:{lineno}: {why}")
+
+        for lineno, row in read_jsonl(path, on_bad_line=bad_line):
+            if since is not None or until is not None:
+                ts = _parse_ts(row.get("ts"))
+                if ts is None:
+                    bad.append(f"{path}:{lineno}: no valid 'ts' to place it in the window")
                     continue
-                try:
-                    row = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    bad.append(f"{path}:{lineno}: not valid JSON ({exc.msg})")
+                if (since is not None and ts < since) or (until is not None and ts >= until):
                     continue
-                if not isinstance(row, dict):
-                    bad.append(f"{path}:{lineno}: not a JSON object")
-                    continue
-                if since is not None or until is not None:
-                    ts = _parse_ts(row.get("ts"))
-                    if ts is None:
-                        bad.append(f"{path}:{lineno}: no valid 'ts' to place it in the window")
-                        continue
-                    if (since is not None and ts < since) or (until is not None and ts >= until):
-                        continue
-                records.append({**{c: row.get(c) for c in COLUMNS}, "_file": str(path), "_line": lineno})
+            records.append({**{c: row.get(c) for c in COLUMNS}, "_file": str(path), "_line": lineno})
     frame = pd.DataFrame.from_records(records, columns=[*COLUMNS, "_file", "_line"])
     return LogBatch(frame=frame, unparseable=bad)
 

@@ -14,14 +14,14 @@ Without references, quality is compared by agreement with the champion's output,
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from aire.core.errors import InputError
+from aire.core.errors import InputError, from_validation
+from aire.core.jsonl import read_jsonl
 from aire.core.types import ChatMessage, GenerationParams, Sample
 
 GENERATION_FIELDS = ("max_tokens", "temperature", "top_p", "stop", "seed")
@@ -51,17 +51,9 @@ def load_traffic(path: Path, defaults: GenerationParams, limit: int | None = Non
     samples: list[Sample] = []
     generation: dict[str, GenerationParams] = {}
     seen: dict[str, int] = {}
-    for lineno, raw in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
-        if not raw.strip():
-            continue
+    for lineno, row in read_jsonl(path, error=TrafficError, text=data.decode("utf-8", errors="replace")):
         if limit is not None and len(samples) >= limit:
             break
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise TrafficError(f"not valid JSON: {exc.msg}", path=path, line=lineno) from None
-        if not isinstance(row, dict):
-            raise TrafficError("each line must be a JSON object", path=path, line=lineno)
         sample = _sample(row, path, lineno)
         if sample.id in seen:
             raise TrafficError(
@@ -93,9 +85,7 @@ def _sample(row: dict[str, Any], path: Path, lineno: int) -> Sample:
             try:
                 prompt.append(ChatMessage.model_validate(m))
             except ValidationError as exc:
-                err = exc.errors()[0]
-                where = ".".join(["messages", str(i), *(str(p) for p in err["loc"])])
-                raise TrafficError(err["msg"], path=path, line=lineno, field=where) from None
+                raise from_validation(exc, TrafficError, path=path, line=lineno, prefix=("messages", i)) from None
     rid = row.get("id", f"line-{lineno}")
     if not isinstance(rid, str | int) or isinstance(rid, bool) or str(rid) == "":
         raise TrafficError("must be a non-empty string or integer", path=path, line=lineno, field="id")
@@ -115,5 +105,4 @@ def _generation(row: dict[str, Any], defaults: GenerationParams, path: Path, lin
     try:
         return GenerationParams.model_validate({**defaults.model_dump(), **overrides})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise TrafficError(err["msg"], path=path, line=lineno, field=".".join(str(p) for p in err["loc"])) from None
+        raise from_validation(exc, TrafficError, path=path, line=lineno) from None

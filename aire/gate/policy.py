@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from aire.core.errors import InputError, did_you_mean
+from aire.core.errors import InputError, did_you_mean, from_validation
 from aire.core.types import Verdict
 from aire.core.yamlfile import read_mapping
 
@@ -171,8 +171,7 @@ def load_policy(path: Path) -> tuple[Policy, str]:
     try:
         policy = Policy.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise PolicyError(err["msg"], path=path, field=".".join(str(p) for p in err["loc"]) or None) from None
+        raise from_validation(exc, PolicyError, path=path) from None
     return policy, hashlib.sha256(path.read_bytes()).hexdigest()
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from aire.core.errors import InputError
+from aire.core.errors import InputError, validation_summary
 from aire.core.types import Verdict
 from aire.gate.policy import Counts, Decision, MetricEvidence, RuleResult
 from aire.stats.sequential import SequentialInfo
@@ -96,9 +96,7 @@ def read_decision(path: Path) -> DecisionRecord:
     try:
         return DecisionRecord.model_validate_json(text)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or None
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        if err["type"] == "json_invalid":
-            raise InputError(f"not JSON: {err['msg']}", path=path) from None
-        raise InputError(f"not an aire decision: {err['msg']}{more}", path=path, field=field) from None
+        if exc.errors()[0]["type"] == "json_invalid":
+            raise InputError(f"not JSON: {exc.errors()[0]['msg']}", path=path) from None
+        message, field = validation_summary(exc)
+        raise InputError(f"not an aire decision: {message}", path=path, field=field) from None

@@ -47,8 +47,8 @@ def test_limit_and_version_changes_with_content(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "line, fragment",
     [
-        ("{not json", ":2: not valid JSON"),
-        ('["a list"]', ":2: each line must be a JSON object"),
+        ("{not json", ":2: malformed JSON"),
+        ('["a list"]', ":2: expected a JSON object"),
         ({"id": "x"}, ":2 field 'prompt': give exactly one of 'prompt' or 'messages'"),
         ({"prompt": "p", "messages": []}, ":2 field 'prompt': give exactly one"),
         ({"prompt": ""}, ":2 field 'prompt': must be a non-empty string"),

@@ -86,7 +86,7 @@ def test_planted_rows_are_reported_at_their_file_line_and_column(planted) -> Non
     assert report.n_rows == 200 + len(PLANTED) + 1
     assert report.n_bad_rows == len(PLANTED) + 1
     assert report.bad_fraction() == pytest.approx((len(PLANTED) + 1) / report.n_rows)
-    assert report.unparseable == [f"{not_json[0]}:{not_json[1]}: not valid JSON (Expecting value)"]
+    assert report.unparseable == [f"{not_json[0]}:{not_json[1]}: malformed JSON: Expecting value (column 1)"]
     assert [(p.file, p.line) for p in report.problems] == sorted((p.file, p.line) for p in report.problems)
     assert all(o.error is None for o in report.expectations)
 
