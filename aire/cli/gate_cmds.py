@@ -101,7 +101,7 @@ def show_decision(result: ShadowResult) -> None:
         console.print(f"  - {reason}", soft_wrap=True)
     reg = result.registry
     console.print(
-        f"Registered {reg['model']}: champion v{reg['champion_version']}, challenger v{reg['challenger_version']}",
+        f"Registered {reg.model}: champion v{reg.champion_version}, challenger v{reg.challenger_version}",
         soft_wrap=True,
     )
     console.print(f"Report: {result.out_dir}/report.md  decision: {result.out_dir}/decision.json", soft_wrap=True)
@@ -127,15 +127,16 @@ def promote_cmd(
 
     verdict = None
     if decision is not None:
-        verdict, registered = _read_decision(decision)
-        if model is not None and registered.get("model") not in (None, model):
-            raise InputError(f"the decision is about {registered.get('model')}, not {model}", path=decision)
-        if version is not None and registered.get("challenger_version") not in (None, version):
-            raise InputError(
-                f"the decision is about v{registered.get('challenger_version')}, not v{version}", path=decision
-            )
-        model = model or registered.get("model")
-        version = version or registered.get("challenger_version")
+        from aire.gate.record import read_decision
+
+        record = read_decision(decision)
+        verdict, registered = record.verdict.value, record.registry
+        if model is not None and registered.model != model:
+            raise InputError(f"the decision is about {registered.model}, not {model}", path=decision)
+        if version is not None and registered.challenger_version not in (None, version):
+            raise InputError(f"the decision is about v{registered.challenger_version}, not v{version}", path=decision)
+        model = model or registered.model
+        version = version or registered.challenger_version
     if not model or not version:
         raise InputError("give --decision, or --model and --version", field="model")
     settings = get_settings()
@@ -153,21 +154,6 @@ def promote_cmd(
         typer.echo(f"{model}@{alias} already points to v{version}: nothing to do")
     else:
         typer.echo(f"{model}@{alias}: v{move.previous_version or '-'} -> v{move.version} (move {move.seq})")
-
-
-def _read_decision(path: Path) -> tuple[str, dict[str, str]]:
-    """The verdict and the registry section of a decision.json written by `aire gate`."""
-    import json
-
-    from aire.core.errors import InputError
-
-    try:
-        body = json.loads(path.read_text())
-        verdict = body["verdict"]
-        registered = body.get("registry") or {}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"cannot read a verdict: {type(exc).__name__}: {exc}", path=path) from None
-    return verdict, registered
 
 
 def history_cmd(model: Annotated[str, typer.Argument(help="Registered model name.")]) -> None:

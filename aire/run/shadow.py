@@ -32,12 +32,13 @@ from aire.core.progress import reporter
 from aire.core.settings import Settings
 from aire.core.types import Completion, GenerationParams, Sample
 from aire.gate.policy import Counts, Decision, Policy, RuleResult, Verdict, decide, load_policy, resolve_directions
+from aire.gate.record import FILE_NAME as DECISION_FILE
+from aire.gate.record import DecisionRecord, MlflowRef, RegistryRef, write_decision
 from aire.run.offline import bind_evaluator, check_endpoints, code_version, load_suite_with_evaluators, resolve_endpoint
 from aire.stats.sequential import Look, SequentialInfo
 
 if TYPE_CHECKING:
     from aire.gate.evidence import Comparison, PairedData
-    from aire.gate.record import DecisionRecord
     from aire.store.store import ResultRow, Store
 
 ARMS = ("champion", "challenger")
@@ -60,7 +61,7 @@ class ShadowResult(BaseModel):
     n_requested: int  # requests sent by this invocation, both arms
     resumed: bool
     sequential: SequentialInfo | None = None
-    registry: dict[str, str] = {}
+    registry: RegistryRef
 
 
 @dataclass
@@ -491,8 +492,6 @@ def _finite(value: Any) -> Any:
 async def finalise_shadow(plan: ShadowPlan, *, n_requested: int, looks: list[Look]) -> ShadowResult:
     """Decide, write the report files, register both models, record MLflow; then mark the runs finished."""
     from aire.gate.evidence import compare
-    from aire.gate.record import FILE_NAME as DECISION_FILE
-    from aire.gate.record import write_decision
     from aire.gate.report import write_report
     from aire.release import registry
     from aire.run.looks import look_comparison
@@ -607,7 +606,7 @@ async def finalise_shadow(plan: ShadowPlan, *, n_requested: int, looks: list[Loo
         n_requested=n_requested,
         resumed=plan.resumed,
         sequential=seq,
-        registry={"model": plan.registered_model, **{f"{arm}_version": versions[arm] for arm in ARMS}},
+        registry=RegistryRef(model=plan.registered_model, **{f"{arm}_version": versions[arm] for arm in ARMS}),
     )
 
 
@@ -620,8 +619,6 @@ def _decision_record(
     mlflow_run_id: str,
 ) -> DecisionRecord:
     """decision.json: what CI and ``aire promote --decision`` read."""
-    from aire.gate.record import DecisionRecord, MlflowRef, RegistryRef
-
     return DecisionRecord.of(
         decision,
         counts=comparison.counts,
