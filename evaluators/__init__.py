@@ -1,7 +1,9 @@
 """The scorer library: evaluators registered by name, referenced by suites.
 
-``import evaluators`` registers every builtin. Suites name them in ``suite.yaml``; ``bind`` checks a
-name and its options when the suite loads, and ``BoundEvaluator.score`` scores one completion.
+``import evaluators`` registers every builtin; installed plugins add theirs through the
+``aire.evaluators`` entry points, read when a name is not known yet. Suites name them in
+``suite.yaml``; ``bind`` checks a name and its options when the suite loads, and
+``BoundEvaluator.score`` scores one completion.
 """
 
 from __future__ import annotations
