@@ -1,4 +1,4 @@
-"""``monitor``: one post-deploy check of the version holding ``production`` (see aire.monitor.monitor).
+"""``monitor``: one post-deploy check of the version holding ``production`` (see aire.monitor).
 
 Scheduled by ``aire schedule`` (``flow.serve``: no work pool) or by ``prefect deploy`` with
 infra/prefect.yaml (a process worker, as in the compose stack). Tasks: canary, check-traffic,
@@ -18,7 +18,7 @@ from prefect.runtime import flow_run
 
 from aire.client.config import EndpointConfig
 from aire.core.settings import get_settings
-from aire.monitor.monitor import (
+from aire.monitor import (
     CanaryResult,
     MonitorResult,
     TrafficResult,

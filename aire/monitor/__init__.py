@@ -1,5 +1,10 @@
 """After deploy: canary, log validation, drift, SLO burn rates, escalation, Prometheus metrics.
 
+The ``monitor`` flow's steps: resolve_production (production), canary (canaries, judged by judge, escalated by
+escalation, its store queries in history), check_traffic (traffic: validation, drift/, slo), respond_and_record
+(respond: incident and rollback on a breach, the run recorded in MLflow by record, exported by export, its
+report by report); the results of each step are in results.
+
 Names are loaded on first use, so importing one stage does not import its neighbours' dependencies."""
 
 from __future__ import annotations
@@ -8,58 +13,46 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from aire.monitor.drift import (
-        charset,
-        chi2_homogeneity,
-        detect_drift,
-        embedding_drift,
-        features,
-        minilm_embedder,
-        mmd_test,
-        psi_categorical,
-        psi_numeric,
-    )
+    from aire.monitor.canaries import canary
+    from aire.monitor.drift.detect import detect_drift
+    from aire.monitor.drift.embeddings import embedding_drift, minilm_embedder
+    from aire.monitor.drift.features import charset, features
+    from aire.monitor.drift.twosample import chi2_homogeneity, mmd_test, psi_categorical, psi_numeric
     from aire.monitor.escalation import CanaryState, escalate
+    from aire.monitor.judge import judge_canary
     from aire.monitor.metrics import MonitorMetrics, merge_textfiles, quantile_label, textfile_registry
-    from aire.monitor.monitor import (
-        CanaryResult,
-        MonitorResult,
-        TrafficResult,
-        canary,
-        check_traffic,
-        judge_canary,
-        now_utc,
-        resolve_production,
-        respond_and_record,
-    )
+    from aire.monitor.production import resolve_production
+    from aire.monitor.respond import respond_and_record
+    from aire.monitor.results import CanaryResult, MonitorResult, TrafficResult
     from aire.monitor.slo import DEFAULT_SLOS, DEFAULT_WINDOWS, SLO, burn_rates, duration_label, evaluate_slos, events
+    from aire.monitor.traffic import check_traffic, now_utc
     from aire.monitor.validation import ValidationReport, valid_rows, validate_logs
 
 _WHERE = {
-    "charset": "drift",
-    "chi2_homogeneity": "drift",
-    "detect_drift": "drift",
-    "embedding_drift": "drift",
-    "features": "drift",
-    "minilm_embedder": "drift",
-    "mmd_test": "drift",
-    "psi_categorical": "drift",
-    "psi_numeric": "drift",
+    "charset": "drift.features",
+    "chi2_homogeneity": "drift.twosample",
+    "detect_drift": "drift.detect",
+    "embedding_drift": "drift.embeddings",
+    "features": "drift.features",
+    "minilm_embedder": "drift.embeddings",
+    "mmd_test": "drift.twosample",
+    "psi_categorical": "drift.twosample",
+    "psi_numeric": "drift.twosample",
     "CanaryState": "escalation",
     "escalate": "escalation",
     "MonitorMetrics": "metrics",
     "merge_textfiles": "metrics",
     "quantile_label": "metrics",
     "textfile_registry": "metrics",
-    "CanaryResult": "monitor",
-    "MonitorResult": "monitor",
-    "TrafficResult": "monitor",
-    "canary": "monitor",
-    "check_traffic": "monitor",
-    "judge_canary": "monitor",
-    "now_utc": "monitor",
-    "resolve_production": "monitor",
-    "respond_and_record": "monitor",
+    "CanaryResult": "results",
+    "MonitorResult": "results",
+    "TrafficResult": "results",
+    "canary": "canaries",
+    "check_traffic": "traffic",
+    "judge_canary": "judge",
+    "now_utc": "traffic",
+    "resolve_production": "production",
+    "respond_and_record": "respond",
     "DEFAULT_SLOS": "slo",
     "DEFAULT_WINDOWS": "slo",
     "SLO": "slo",

@@ -7,7 +7,7 @@ back most months. Instead a FAIL is *suspect* (recorded, reported, exported; nob
 evidence FAILs even at the much stricter severe level rolls back at once (a clear regression is not
 kept serving users for another schedule interval).
 
-The caller (aire.monitor.monitor) reads the earlier canaries' verdicts from the store and hands them in,
+The caller (aire.monitor.canaries) reads the earlier canaries' verdicts from the store and hands them in,
 newest first, limited to the version's current stay in production.
 """
 

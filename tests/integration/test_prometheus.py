@@ -1,4 +1,4 @@
-"""The metrics path for real: the monitor's own export (aire.monitor._export of a MonitorResult computed by
+"""The metrics path for real: the monitor's own export (export_metrics of a MonitorResult computed by
 check_traffic over realistic production logs) -> ``aire metrics`` (a subprocess) -> a real Prometheus
 server (Debian's package) scraping it every second and evaluating infra/prometheus/alerts.yml.
 
@@ -155,7 +155,7 @@ def monitor_result(home: Path, model: str, version: str, endpoint: str, error_sh
     """The MonitorResult the monitor flow would reach on these logs: check_traffic for real, a canary that
     measured a drop in accuracy."""
     from aire.gate.policy import Verdict
-    from aire.monitor.monitor import CanaryResult, MonitorResult, check_traffic
+    from aire.monitor import CanaryResult, MonitorResult, check_traffic
 
     log_dir = home / "logs" / endpoint
     write_logs(log_dir / "prod.jsonl", endpoint, model, error_share)
@@ -187,9 +187,9 @@ class Exported:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
-    """<home>/metrics/aire-model.prom and other-model.prom, written by the monitor's own _export."""
+    """<home>/metrics/aire-model.prom and other-model.prom, written by the monitor's own export_metrics."""
     from aire.core.settings import Settings
-    from aire.monitor.monitor import _export
+    from aire.monitor.export import export_metrics
 
     home = tmp_path_factory.mktemp("prom-home")
     settings = Settings(home=home)
@@ -198,7 +198,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
         OTHER: monitor_result(home, OTHER, "7", "other", error_share=0.0),
     }
     for result in results.values():
-        _export(settings, result)
+        export_metrics(settings, result)
     assert sorted(p.name for p in (home / "metrics").iterdir()) == [f"{MODEL}.prom", f"{OTHER}.prom"]
     return Exported(home=home, results=results)
 

@@ -25,7 +25,7 @@ from aire.core.settings import Settings
 from aire.gate.evidence import PairedData
 from aire.gate.policy import Counts, Policy, Rule, Verdict
 from aire.monitor.escalation import CanaryState, escalate
-from aire.monitor.monitor import _canary_policy, judge_canary
+from aire.monitor.judge import _canary_policy, judge_canary
 
 METRIC = "exact_match/mean"
 RHO = 0.7

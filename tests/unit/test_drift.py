@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aire.monitor.drift import (
+from aire.monitor import (
     charset,
     chi2_homogeneity,
     detect_drift,
