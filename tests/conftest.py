@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 _REAL = Settings()
 MODELS_DIR = _REAL.models_dir
 VLLM_VENV = _REAL.vllm_venv_dir
+
+# The backends a store test runs on: SQLite always; PostgreSQL when its server binaries are installed
+# (`make test` installs Debian's postgresql when missing and root), else those cases skip and say why.
+STORE_BACKENDS = ("sqlite", "postgresql")
 
 for _key, _value in QUIET_ENV.items():
     os.environ.setdefault(_key, _value)
@@ -181,3 +190,102 @@ def vllm_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
         yield bodies
     finally:
         serving.stop_servers(settings)
+
+
+def _pg_bindir() -> Path | None:
+    """The newest PostgreSQL server's binaries (Debian: /usr/lib/postgresql/N/bin), or None."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parent.parent.name))
+    if found:
+        return found[-1].parent
+    on_path = shutil.which("pg_ctl")
+    return Path(on_path).parent if on_path else None
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 and a free port, for the session; yields the URL of
+    its server (``postgresql+psycopg://postgres@127.0.0.1:PORT``, no database). As root it runs as
+    the postgres user (PostgreSQL refuses root), in a temporary folder owned by that user."""
+    bindir = _pg_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install -y postgresql; `make test` does it as root)")
+    as_root = os.geteuid() == 0
+    if as_root:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no postgres user to run PostgreSQL as")
+    root = Path(tempfile.mkdtemp(prefix="aire-pg-"))
+    data, log = root / "data", root / "server.log"
+    if as_root:
+        shutil.chown(root, "postgres", "postgres")
+
+    def pg(tool: str, *args: str) -> None:
+        cmd = [str(bindir / tool), *args]
+        if as_root:
+            cmd = ["su", "postgres", "-c", shlex.join(cmd)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{tool} failed: {proc.stdout}{proc.stderr}{tail}")
+
+    port = free_port()
+    # A throwaway cluster: durability settings off, for speed; enough connections for parallel flows.
+    options = f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c max_connections=300 -c fsync=off"
+    options += " -c synchronous_commit=off -c full_page_writes=off"
+    try:
+        pg("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        pg("pg_ctl", "-D", str(data), "-l", str(log), "-o", options, "-w", "start")
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        if (data / "postmaster.pid").exists():
+            pg("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_cluster: str) -> Iterator[str]:
+    """A new, empty database in the session's cluster for this test; dropped afterwards."""
+    import psycopg
+
+    from aire.store.engine import dispose
+    from aire.store.migrate import forget
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = pg_cluster.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"{pg_cluster}/{name}"
+    yield url
+    dispose(url)  # this process's pooled connections of the test's stores
+    forget(url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new store URL, once per backend: a SQLite file in the test's folder, or a PostgreSQL database."""
+    if request.param == "postgresql":
+        yield request.getfixturevalue("pg_url")
+        return
+    from aire.store.engine import dispose
+    from aire.store.migrate import forget
+
+    url = f"sqlite:///{tmp_path / 'aire.db'}"
+    yield url
+    dispose(url)
+    forget(url)
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def aire_store(request: pytest.FixtureRequest, aire_env: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``aire_env`` with its store on each backend: the default SQLite file in the aire home, or a
+    PostgreSQL database (``AIRE_STORE_URL``, seen by in-process commands and subprocesses alike).
+    Returns the store URL. A test module runs on both with ``pytest.mark.usefixtures("aire_store")``."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("AIRE_STORE_URL", request.getfixturevalue("pg_url"))
+    else:
+        monkeypatch.delenv("AIRE_STORE_URL", raising=False)
+    get_settings.cache_clear()
+    return get_settings().resolved_store_url

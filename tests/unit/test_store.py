@@ -1,9 +1,13 @@
-"""The store: runs, per-sample rows committed by the writer thread, resume bookkeeping."""
+"""The store: runs, per-sample rows committed by the writer thread, resume bookkeeping, the alias
+history, incidents and the monitor's look-ups; on SQLite and PostgreSQL (``store_url``, tests/conftest.py)."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,23 +16,23 @@ from aire.store.store import FINISHED, SampleResult, Store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'aire.db'}")
+def store(store_url: str) -> Store:
+    return Store(store_url)
 
 
 def FP(sample: Sample) -> str:
     return "f" * 64
 
 
-def new_run(store: Store, key: str = "k") -> str:
+def new_run(store: Store, key: str = "k", *, kind: str = "offline", params: dict | None = None) -> str:
     return store.create_run(
-        kind="offline",
+        kind=kind,
         resume_key=key,
         suite="s",
         suite_version="v",
         endpoint="e",
         served_model="m",
-        params={"a": 1},
+        params={"a": 1} if params is None else params,
         n_samples=3,
     ).id
 
@@ -45,6 +49,8 @@ def result(sample_id: str, *, error: bool = False, value: float = 1.0) -> Sample
 
 
 def test_sqlite_runs_in_wal_mode(store: Store) -> None:
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite setting")
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
@@ -96,3 +102,116 @@ def test_writer_error_surfaces(store: Store) -> None:
     # A row for a run that does not exist violates the foreign key: the failure must reach the caller.
     with pytest.raises(RuntimeError, match="result writer failed"), store.writer("no-such-run", FP) as w:
         w.put(result("a"))
+
+
+def test_one_engine_per_url_per_process(store: Store) -> None:
+    # Stores are built where they are needed; they share the URL's engine (and pool), migrated once.
+    assert Store(store.url).engine is store.engine
+
+
+def test_monitor_lookups(store: Store) -> None:
+    old = new_run(store, "a", params={"weights_digest": "sha-a"})
+    canary = new_run(store, "c1", kind="canary", params={"model": "m", "version": "1"})
+    other = new_run(store, "c2", kind="canary", params={"model": "m", "version": "2"})
+    unfinished = new_run(store, "c3", kind="canary", params={"model": "m", "version": "1"})
+    for run_id in (old, canary, other):
+        store.set_status(run_id, FINISHED)
+    assert [r.id for r in store.finished_runs("s", exclude_kind="canary")] == [old]
+    version_1 = {"model": "m", "version": "1"}
+    assert [r.id for r in store.finished_runs("s", kind="canary", endpoint="e", params=version_1)] == [canary]
+    assert store.count_finished_runs("s", kind="canary", params=version_1) == 1
+    assert store.finished_runs("s", kind="canary", params=version_1, exclude_id=canary) == []
+    assert [r.id for r in store.finished_runs("s", limit=2)] == [other, canary]  # newest first
+    assert store.finished_runs("other-suite") == []
+    assert store.latest_run("c3").id == unfinished and store.latest_run("nope") is None
+    store.set_params(unfinished, {"model": "m", "version": "1", "offset": 3})
+    assert store.get_run(unfinished).params["offset"] == 3
+    assert [r.id for r in store.runs("canary")] == [canary, other, unfinished]
+
+
+def test_alias_history(store: Store) -> None:
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+    def move(seq: int, version: str, previous: str | None, alias: str = "production"):
+        return store.append_alias_move(
+            model="m", alias=alias, seq=seq, version=version, previous_version=previous, verdict="PASS",
+            forced=False, reason="", actor="t", at=t0 + timedelta(minutes=seq),
+        )  # fmt: skip
+
+    assert store.last_alias_move("m", "production") is None
+    assert move(1, "1", None) is not None and move(2, "2", "1") is not None
+    assert move(2, "3", "1") is None  # seq 2 is taken: a concurrent promotion lost
+    assert move(1, "1", None, alias="champion") is not None
+    assert store.last_alias_move("m", "production").version == "2"
+    history = [(m.alias, m.seq) for m in store.alias_history("m")]
+    assert history == [("production", 1), ("champion", 1), ("production", 2)]
+    assert store.production_since("m", "2") == t0 + timedelta(minutes=2)
+    assert store.production_since("m", "3") is None
+
+
+def test_incidents_open_once_and_clear(store: Store) -> None:
+    args = {"model": "m", "version": "2", "severity": "page", "summary": "s", "evidence": {"d": -0.2}}
+    first, created = store.open_incident(**args)
+    again, created_again = store.open_incident(**args)
+    assert created and not created_again and again.id == first.id
+    assert store.open_incident_for("m", "2").id == first.id and store.open_incident_for("m", "1") is None
+    store.update_incident(first.id, rolled_back_to="1", actuator={"ok": True})
+    assert store.incidents("m")[0].rolled_back_to == "1"
+    cleared = store.clear_incident(first.id, reason="fixed", by="me")
+    assert (cleared.status, cleared.cleared_by, cleared.clear_reason) == ("cleared", "me", "fixed")
+    assert store.clear_incident(first.id, reason="again", by="you").cleared_by == "me"  # already cleared
+    assert store.clear_incident(999, reason="x", by="me") is None
+    assert store.incidents("m", include_cleared=False) == []
+    reopened, created = store.open_incident(**args)  # a new breach of the cleared version
+    assert created and reopened.id != first.id and len(store.incidents()) == 2
+
+
+def test_concurrent_incident_opens_make_one(store: Store) -> None:
+    barrier, created = threading.Barrier(4), []
+
+    def open_one() -> None:
+        barrier.wait()
+        created.append(store.open_incident(model="m", version="1", severity="page", summary="", evidence={})[1])
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(created) == [False, False, False, True] and len(store.incidents()) == 1
+
+
+WRITER = """
+import sys, time
+from aire.core.types import Completion, Sample, Score
+from aire.store.store import SampleResult, Store
+
+url, key, batches = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store = Store(url)  # both processes open a new store: it is migrated once
+run = store.create_run(kind="offline", resume_key=key, suite="s", suite_version="v", endpoint="e",
+                       served_model="m", params={}, n_samples=batches * 50)
+with store.writer(run.id, lambda s: "f" * 64) as w:
+    for b in range(batches):
+        for i in range(50):
+            w.put(SampleResult(Sample(id=f"s{b}-{i}", prompt="Q"), Completion(text="7"), {"em": Score(value=1.0)}))
+        w.flush()
+        time.sleep(0.005)
+print(run.id)
+"""
+
+
+def test_two_concurrent_writers_lose_no_row(store_url: str) -> None:
+    # Two processes, each its own run, write one new store at once (SQLite: one writer at a time,
+    # waiting on busy_timeout; PostgreSQL: row locks). Every row arrives.
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, store_url, f"key-{i}", "20"], stdout=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    run_ids = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0
+        run_ids.append(out.strip())
+    store = Store(store_url)
+    assert [store.count_results(r) for r in run_ids] == [1000, 1000]
+    assert {r.id for r in store.runs()} == set(run_ids)
