@@ -7,9 +7,11 @@ because importing it costs seconds and most commands never record anything.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,14 +97,52 @@ def samples_frame(rows: Sequence[ResultRow], samples: dict[str, Sample], score_k
     return pd.DataFrame.from_records(records)
 
 
-def _start_run(settings: Settings, run_name: str, tags: dict[str, str]) -> tuple[MlflowClient, str]:
+class Runs:
+    """The MLflow runs one recording starts (a run, or a parent and its nested runs)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.started: list[str] = []
+        self._client: MlflowClient | None = None
+        self._experiment: str | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            self._client = client(self.settings)
+        return self._client
+
+    def start(self, run_name: str, tags: dict[str, str]) -> str:
+        try:
+            if self._experiment is None:
+                self._experiment = experiment_id(self.settings, self.client)
+            run = self.client.create_run(self._experiment, run_name=run_name, tags=tags)
+        except Exception as exc:
+            raise TrackingError(
+                f"MLflow at {self.settings.resolved_tracking_uri}: {type(exc).__name__}: {exc}"
+            ) from exc
+        self.started.append(str(run.info.run_id))
+        return self.started[-1]
+
+
+@contextmanager
+def recording(settings: Settings) -> Iterator[Runs]:
+    """The one run lifecycle: every run started inside ends FINISHED when the block completes, or
+    every one FAILED when any step fails (then a TrackingError, exit 3), so a half-written run, or a
+    comparison with one arm missing, never looks finished."""
+    runs = Runs(settings)
     try:
-        mc = client(settings)
-        exp = experiment_id(settings, mc)
-        run = mc.create_run(exp, run_name=run_name, tags=tags)
+        yield runs
     except Exception as exc:
-        raise TrackingError(f"MLflow at {settings.resolved_tracking_uri}: {type(exc).__name__}: {exc}") from exc
-    return mc, str(run.info.run_id)
+        for run_id in runs.started:
+            with contextlib.suppress(Exception):  # the original error is what the user needs to see
+                runs.client.set_terminated(run_id, "FAILED")
+        if isinstance(exc, TrackingError):
+            raise
+        first = runs.started[0] if runs.started else "(none started)"
+        raise TrackingError(f"could not record MLflow run {first}: {type(exc).__name__}: {exc}") from exc
+    for run_id in runs.started:
+        runs.client.set_terminated(run_id, "FINISHED")
 
 
 def _log_params_metrics(mc: MlflowClient, run_id: str, params: dict[str, Any], metrics: dict[str, float]) -> None:
@@ -152,14 +192,14 @@ def log_offline_run(
 ) -> str:
     """Record one finished offline run; returns the MLflow run id.
 
-    If any step fails the run is marked FAILED, so a half-written run never looks finished.
+    If any step fails the run is marked FAILED (``recording``).
     """
     from mlflow.entities import RunTag
 
-    mc, run_id = _start_run(settings, run_name, tags)
-    try:
+    with recording(settings) as runs:
+        run_id = runs.start(run_name, tags)
         _log_results(
-            mc,
+            runs.client,
             run_id,
             run_name=run_name,
             params=params,
@@ -170,11 +210,7 @@ def log_offline_run(
             score_keys=score_keys,
         )
         passed = all(f["passed"] for f in floors)
-        mc.log_batch(run_id, tags=[RunTag("aire.floors", "pass" if passed else "fail")])
-        mc.set_terminated(run_id, "FINISHED")
-    except Exception as exc:
-        mc.set_terminated(run_id, "FAILED")
-        raise TrackingError(f"could not record MLflow run {run_id}: {type(exc).__name__}: {exc}") from exc
+        runs.client.log_batch(run_id, tags=[RunTag("aire.floors", "pass" if passed else "fail")])
     return run_id
 
 
@@ -218,21 +254,18 @@ def log_comparison(
 ) -> str:
     """A parent run for the comparison (decision, deltas, report, plot) with a nested run per arm.
 
-    Every run is marked FAILED if any step fails, so a half-written comparison never looks finished.
+    Every run is marked FAILED if any step fails (``recording``).
     """
     from mlflow.entities import RunTag
 
     tags = {"aire.kind": "shadow", "aire.verdict": decision.verdict.value}
-    mc, parent = _start_run(settings, run_name, tags)
-    started = [parent]
-    try:
+    with recording(settings) as runs:
+        mc, parent = runs.client, runs.start(run_name, tags)
         for arm, record in arms.items():
-            _, child = _start_run(
-                settings,
+            child = runs.start(
                 record.run_name,
                 {"mlflow.parentRunId": parent, "aire.kind": f"shadow-{arm}", "aire.store_run_id": record.store_run_id},
             )
-            started.append(child)
             _log_results(
                 mc,
                 child,
@@ -244,7 +277,6 @@ def log_comparison(
                 samples=samples,
                 score_keys=score_keys,
             )
-            mc.set_terminated(child, "FINISHED")
         metrics: dict[str, float] = {"n_pairs": float(comparison.counts.n_pairs)}
         for name, m in comparison.metrics.items():
             for side in ("champion", "challenger", "delta"):
@@ -257,11 +289,6 @@ def log_comparison(
             mc.log_artifact(parent, str(path))
         mc.log_dict(parent, decision_body(parent), "decision.json")
         mc.log_batch(parent, tags=[RunTag("aire.reasons", "; ".join(decision.reasons)[:5000])])
-        mc.set_terminated(parent, "FINISHED")
-    except Exception as exc:
-        for run_id in started:
-            mc.set_terminated(run_id, "FAILED")
-        raise TrackingError(f"could not record MLflow run {parent}: {type(exc).__name__}: {exc}") from exc
     return parent
 
 

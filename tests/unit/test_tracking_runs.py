@@ -1,0 +1,46 @@
+"""The one MLflow run lifecycle (aire.tracking.runs.recording), against a real MLflow SQLite store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aire.core.errors import TrackingError
+from aire.core.settings import Settings
+from aire.tracking.runs import recording
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", mlflow_experiment="test-recording")
+
+
+def _status(settings: Settings, run_id: str) -> str:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=settings.resolved_tracking_uri).get_run(run_id).info.status
+
+
+def test_every_run_started_finishes_together(settings: Settings) -> None:
+    with recording(settings) as runs:
+        parent = runs.start("parent", {"aire.kind": "shadow"})
+        child = runs.start("child", {"mlflow.parentRunId": parent})
+        runs.client.log_text(child, "hello", "note.txt")
+        assert _status(settings, parent) == "RUNNING"  # not finished before the block is
+    assert _status(settings, parent) == "FINISHED" and _status(settings, child) == "FINISHED"
+
+
+def test_a_failed_step_marks_every_run_failed_and_says_which(settings: Settings) -> None:
+    with pytest.raises(TrackingError) as err, recording(settings) as runs:
+        parent = runs.start("parent", {})
+        child = runs.start("child", {"mlflow.parentRunId": parent})
+        raise ValueError("disk full")
+    assert _status(settings, parent) == "FAILED" and _status(settings, child) == "FAILED"
+    assert f"could not record MLflow run {parent}: ValueError: disk full" in str(err.value)
+
+
+def test_an_unreachable_tracking_store_is_a_tracking_error(tmp_path: Path) -> None:
+    bad = Settings(home=tmp_path, mlflow_tracking_uri="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    with pytest.raises(TrackingError, match="MLflow at postgresql"), recording(bad) as runs:
+        runs.start("x", {})
