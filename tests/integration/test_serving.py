@@ -21,6 +21,7 @@ import pytest
 
 from aire.client.config import EndpointConfig, LocalServe
 from aire.core.settings import Settings
+from aire.ops import models, vllm_env
 from aire.ops import vllm as serving
 
 pytestmark = pytest.mark.integration
@@ -60,7 +61,7 @@ def real_settings() -> Settings:
 
 @pytest.fixture(scope="module")
 def digests(real_settings: Settings) -> dict[str, str]:
-    return serving.build_models(real_settings)
+    return models.build_models(real_settings)
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +69,15 @@ def tmp_settings(tmp_path_factory: pytest.TempPathFactory, real_settings: Settin
     """A fresh home that shares only the (3.4 GB) vLLM environment with the real one."""
     home = tmp_path_factory.mktemp("aire-home")
     (home / "venvs").mkdir()
-    serving.ensure_vllm_env(real_settings)
-    (home / "venvs" / "vllm").symlink_to(serving.vllm_env_dir(real_settings))
+    vllm_env.ensure_vllm_env(real_settings)
+    (home / "venvs" / "vllm").symlink_to(vllm_env.vllm_env_dir(real_settings))
     return Settings(home=home)
 
 
 @pytest.fixture(scope="module")
 def endpoints(real_settings: Settings, digests: dict[str, str]) -> list[EndpointConfig]:
     eps = []
-    for name in serving.MODEL_NAMES:
+    for name in models.MODEL_NAMES:
         port = free_port()
         eps.append(
             EndpointConfig(
@@ -103,19 +104,19 @@ def servers(tmp_settings: Settings, endpoints: list[EndpointConfig]) -> Iterator
 def test_build_is_reproducible_and_skipped(
     digests: dict[str, str], tmp_settings: Settings, real_settings: Settings
 ) -> None:
-    assert set(digests) == set(serving.MODEL_NAMES)
+    assert set(digests) == set(models.MODEL_NAMES)
     assert len(set(digests.values())) == 3  # three different models
     for name, digest in digests.items():
         manifest = json.loads((real_settings.models_dir / name / "aire-model.json").read_text())
         assert manifest["weights_sha256"] == digest
     # An independent build elsewhere gives the same bytes.
-    again = serving.build_models(tmp_settings, ["champion"])
+    again = models.build_models(tmp_settings, ["champion"])
     assert again == {"champion": digests["champion"]}
     print(f"\nchampion digest, two builds: {digests['champion']} == {again['champion']}")
     # Up to date: skipped, in well under the ~25 s a build takes.
     lines: list[str] = []
     start = time.monotonic()
-    assert serving.build_models(tmp_settings, ["champion"], progress=lines.append) == again
+    assert models.build_models(tmp_settings, ["champion"], progress=lines.append) == again
     assert time.monotonic() - start < 10
     assert any("champion" in line and "skipped" in line for line in lines), lines
 

@@ -23,6 +23,7 @@ import pytest
 from aire.client.config import EndpointConfig, LocalServe
 from aire.core.errors import ServingError
 from aire.core.settings import Settings
+from aire.ops import logs, models, processes, vllm_env
 from aire.ops import vllm as serving
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -135,7 +136,7 @@ def test_stop_finds_orphans_of_a_dead_leader(settings: Settings, tmp_path: Path)
     record = launch(settings, "orphaned", [sys.executable, "-c", SPAWNER, str(marker)])
     grandchild = int(wait_for_file(marker))
     os.kill(record.pid, signal.SIGKILL)
-    serving._CHILDREN.pop(record.pid).wait()
+    processes.CHILDREN.pop(record.pid).wait()
     assert alive(grandchild)
     assert serving.server_status(settings)[0].state == "dead"
     assert serving.stop_servers(settings) == ["orphaned"]
@@ -144,7 +145,7 @@ def test_stop_finds_orphans_of_a_dead_leader(settings: Settings, tmp_path: Path)
 
 def test_stale_pid_file_of_dead_process_is_removed(settings: Settings) -> None:
     record = launch(settings, "gone", [sys.executable, "-c", "pass"])
-    serving._CHILDREN[record.pid].wait()
+    processes.CHILDREN[record.pid].wait()
     [info] = serving.server_status(settings)
     assert info.state == "dead"
     assert serving.stop_servers(settings) == []
@@ -154,7 +155,7 @@ def test_stale_pid_file_of_dead_process_is_removed(settings: Settings) -> None:
 def test_recycled_pid_is_never_killed(settings: Settings, victim: psutil.Process) -> None:
     """A pid file whose pid now belongs to another process (other create time) kills nothing."""
     record = launch(settings, "old", [sys.executable, "-c", "pass"])
-    serving._CHILDREN[record.pid].wait()
+    processes.CHILDREN[record.pid].wait()
     path = settings.run_dir / "vllm-old.json"
     data = json.loads(path.read_text())
     data["pid"] = victim.pid  # as if the kernel had handed the dead server's pid to the victim
@@ -168,7 +169,7 @@ def test_recycled_pid_is_never_killed(settings: Settings, victim: psutil.Process
 def test_matching_create_time_without_token_is_never_killed(settings: Settings, victim: psutil.Process) -> None:
     """Even a pid file that matches pid and create time is not enough: the process must carry our token."""
     record = launch(settings, "forged", [sys.executable, "-c", "pass"])
-    serving._CHILDREN[record.pid].wait()
+    processes.CHILDREN[record.pid].wait()
     path = settings.run_dir / "vllm-forged.json"
     data = json.loads(path.read_text())
     data.update(pid=victim.pid, create_time=victim.create_time())
@@ -196,8 +197,8 @@ def test_stop_only_named(settings: Settings) -> None:
 
 def test_last_log_line_names_the_root_cause(tmp_path: Path) -> None:
     lines = ["INFO starting", "Traceback (most recent call last):", "  File x", "ValueError: bad dtype", "INFO bye"]
-    assert serving._pick_error(lines) == "ValueError: bad dtype"
-    assert serving._pick_error(["\x1b[32mINFO\x1b[0m all good", ""]) == "INFO all good"
+    assert logs.pick_error(lines) == "ValueError: bad dtype"
+    assert logs.pick_error(["\x1b[32mINFO\x1b[0m all good", ""]) == "INFO all good"
     # vLLM: the root cause in the EngineCore first, then generic wrappers in its parents.
     log = tmp_path / "vllm.log"
     log.write_text(
@@ -206,13 +207,13 @@ def test_last_log_line_names_the_root_cause(tmp_path: Path) -> None:
         "Traceback (most recent call last):\n"
         "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}\n"
     )
-    assert serving.last_log_line(log) == "RuntimeError: Worker failed: out of memory"
+    assert logs.last_log_line(log) == "RuntimeError: Worker failed: out of memory"
     pydantic = [
         "pydantic_core._pydantic_core.ValidationError: 1 validation error for ModelConfig",
         "  Value error, bad",
     ]
-    assert serving._pick_error(pydantic).endswith("ModelConfig: Value error, bad")
-    assert serving.last_log_line(tmp_path / "missing.log") == "(no log)"
+    assert logs.pick_error(pydantic).endswith("ModelConfig: Value error, bad")
+    assert logs.last_log_line(tmp_path / "missing.log") == "(no log)"
 
 
 def test_run_logged_filters_pip_noise_and_reports_failure() -> None:
@@ -223,7 +224,7 @@ def test_run_logged_filters_pip_noise_and_reports_failure() -> None:
         "raise SystemExit('ERROR: No matching distribution found for x')"
     )
     with pytest.raises(ServingError, match="pip install x failed \\(exit 1\\): ERROR: No matching distribution"):
-        serving._run_logged([sys.executable, "-c", script], said.append, "pip install x")
+        vllm_env.run_logged([sys.executable, "-c", script], said.append, "pip install x")
     assert said == ["Collecting x", "ERROR: No matching distribution found for x"]
 
 
@@ -244,11 +245,11 @@ def test_ensure_vllm_env_installs_once(settings: Settings, monkeypatch: pytest.M
         elif cmd[3] == "install":
             installed.add(cmd[4])
 
-    monkeypatch.setattr(serving, "has_cuda", lambda: cuda)
-    monkeypatch.setattr(serving, "_run_logged", fake_run)
-    monkeypatch.setattr(serving, "_vllm_importable", lambda python, dist, version: f"{dist}=={version}" in installed)
+    monkeypatch.setattr(vllm_env, "has_cuda", lambda: cuda)
+    monkeypatch.setattr(vllm_env, "run_logged", fake_run)
+    monkeypatch.setattr(vllm_env, "_vllm_importable", lambda python, dist, version: f"{dist}=={version}" in installed)
 
-    python = serving.ensure_vllm_env(settings)
+    python = vllm_env.ensure_vllm_env(settings)
     assert python == settings.resolved_home() / "venvs" / "vllm" / "bin" / "python"
     commands = [" ".join(c[1:]) for c in calls]
     assert commands[0].startswith("-m venv")
@@ -261,49 +262,49 @@ def test_ensure_vllm_env_installs_once(settings: Settings, monkeypatch: pytest.M
         ]
     assert (python.parent.parent / ".aire-complete").is_file()
     calls.clear()
-    assert serving.ensure_vllm_env(settings) == python  # idempotent: the marker says it is complete
+    assert vllm_env.ensure_vllm_env(settings) == python  # idempotent: the marker says it is complete
     assert calls == []
 
 
 def test_ensure_vllm_env_adopts_a_working_env_without_marker(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    python = serving.vllm_python(settings)
+    python = vllm_env.vllm_python(settings)
     python.parent.mkdir(parents=True)
     python.touch()
-    monkeypatch.setattr(serving, "has_cuda", lambda: False)
-    monkeypatch.setattr(serving, "_vllm_importable", lambda python, dist, version: True)
-    monkeypatch.setattr(serving, "_run_logged", lambda *a, **k: pytest.fail("nothing to install"))
-    assert serving.ensure_vllm_env(settings) == python
+    monkeypatch.setattr(vllm_env, "has_cuda", lambda: False)
+    monkeypatch.setattr(vllm_env, "_vllm_importable", lambda python, dist, version: True)
+    monkeypatch.setattr(vllm_env, "run_logged", lambda *a, **k: pytest.fail("nothing to install"))
+    assert vllm_env.ensure_vllm_env(settings) == python
     assert (python.parent.parent / ".aire-complete").is_file()
 
 
 def test_ensure_vllm_env_fails_when_vllm_does_not_import(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(serving, "has_cuda", lambda: False)
-    monkeypatch.setattr(serving, "_vllm_importable", lambda python, dist, version: False)
-    monkeypatch.setattr(serving, "_run_logged", lambda *a, **k: None)
+    monkeypatch.setattr(vllm_env, "has_cuda", lambda: False)
+    monkeypatch.setattr(vllm_env, "_vllm_importable", lambda python, dist, version: False)
+    monkeypatch.setattr(vllm_env, "run_logged", lambda *a, **k: None)
     with pytest.raises(ServingError, match="import vllm"):
-        serving.ensure_vllm_env(settings)
-    assert not (serving.vllm_env_dir(settings) / ".aire-complete").exists()
+        vllm_env.ensure_vllm_env(settings)
+    assert not (vllm_env.vllm_env_dir(settings) / ".aire-complete").exists()
 
 
 def test_server_env_on_cpu_and_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in ("VLLM_CPU_KVCACHE_SPACE", "VLLM_TARGET_DEVICE", "VLLM_CPU_OMP_THREADS_BIND"):
         monkeypatch.delenv(key, raising=False)
-    monkeypatch.setattr(serving, "has_cuda", lambda: False)
+    monkeypatch.setattr(vllm_env, "has_cuda", lambda: False)
     env = serving._server_env("1")
     assert env["VLLM_TARGET_DEVICE"] == "cpu" and env["VLLM_CPU_OMP_THREADS_BIND"] == "1"
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "1"
     assert env["HF_HUB_OFFLINE"] == env["TRANSFORMERS_OFFLINE"] == env["VLLM_NO_USAGE_STATS"] == "1"
     assert env["DO_NOT_TRACK"] == "1"  # vLLM only honours "1"
-    monkeypatch.setattr(serving, "has_cuda", lambda: True)
+    monkeypatch.setattr(vllm_env, "has_cuda", lambda: True)
     gpu = serving._server_env("1")
     assert "VLLM_TARGET_DEVICE" not in gpu and "VLLM_CPU_OMP_THREADS_BIND" not in gpu
 
 
 def test_build_models_rejects_unknown_names(settings: Settings) -> None:
     with pytest.raises(ServingError, match="unknown model 'champoin' \\(did you mean: champion\\?\\)"):
-        serving.build_models(settings, ["champoin"])
+        models.build_models(settings, ["champoin"])
 
 
 # ---- start_servers with a fake vLLM (no real server: that is the integration test's job)
@@ -325,7 +326,7 @@ def endpoint(tmp_path: Path, name: str, port: int, model_dir: bool = True) -> En
 @pytest.fixture
 def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> None:
     """start_servers runs FAKE_VLLM instead of vLLM, with the pipeline's own interpreter."""
-    monkeypatch.setattr(serving, "ensure_vllm_env", lambda settings, progress=None: Path(sys.executable))
+    monkeypatch.setattr(vllm_env, "ensure_vllm_env", lambda settings, progress=None: Path(sys.executable))
     monkeypatch.setattr(
         serving,
         "_vllm_cmdline",
