@@ -19,7 +19,8 @@ from aire.release.registry import current, history, promote, register
 from aire.release.rollback import respond
 from aire.store.store import Store
 
-pytestmark = pytest.mark.integration
+# Each test runs on both store backends (SQLite, PostgreSQL): aire_store in tests/conftest.py.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("aire_store")]
 MODEL = "mon-lm"
 
 

@@ -1,4 +1,5 @@
-"""Registry on a real MLflow (SQLite): versions by digest, aliases only on PASS, audited history."""
+"""Registry on a real MLflow (SQLite): versions by digest, aliases only on PASS, audited history; the
+store (alias history) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from aire.core.settings import get_settings
 from aire.release.registry import current, history, promote, register
 from aire.store.store import Store
 
-pytestmark = pytest.mark.integration
+# Each test runs on both store backends (SQLite, PostgreSQL): aire_store in tests/conftest.py.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("aire_store")]
 
 
 def endpoint(name: str, digest: str) -> EndpointConfig:
