@@ -2,8 +2,7 @@
 
 They live in the package (not under ``tests/``) because benchmarks and integration tests start the
 fake server as a separate process with ``python -m aire.testing.fake_openai``. Names are imported
-lazily: importing them here eagerly would make ``python -m aire.testing.fake_openai`` warn that the
-module was already imported by its package.
+lazily, so importing ``aire.testing`` for one helper does not start up aiohttp's web server code.
 """
 
 from __future__ import annotations
