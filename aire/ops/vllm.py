@@ -24,9 +24,9 @@ from aire.core.errors import ServingError
 from aire.core.settings import QUIET_ENV, Settings
 from aire.ops import processes, vllm_env
 from aire.ops.models import MODEL_NAMES, build_models, weights_digest
-from aire.ops.vllm_env import Progress, ensure_vllm_env, vllm_env_dir, vllm_python
+from aire.ops.vllm_env import Progress, ensure_vllm_env
 
-# The environment's and the models' entry points too, for callers that know serving as one module.
+# With the environment's and the models' entry points, for callers that use serving as one module.
 __all__ = [
     "MODEL_NAMES",
     "PidRecord",
@@ -38,8 +38,6 @@ __all__ = [
     "server_status",
     "start_servers",
     "stop_servers",
-    "vllm_env_dir",
-    "vllm_python",
 ]
 
 PID_PREFIX = "vllm-"
