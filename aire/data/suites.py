@@ -1,14 +1,17 @@
-"""Load and version suites: ``datasets/<name>/suite.yaml`` + ``samples.jsonl``.
+"""Load and version suites: ``datasets/<name>/suite.yaml`` + ``samples.jsonl``, or + a ``dataset:``.
 
-A suite is data that names registered evaluators; nothing in it is code. Its version is a content
-hash of both files, computed from their bytes (the ``datasets`` cache can serve stale rows when a file
-changes with its mtime restored, so its fingerprint is not trusted for identity).
+A suite is data that names registered evaluators; nothing in it is code. Its rows come from
+``samples.jsonl`` (read line by line with aire.core.jsonl, so an error names its line), or from a
+``dataset:`` section: a Hugging Face dataset saved on disk (``save_to_disk``) or a parquet/CSV/JSON
+file, loaded with ``datasets`` (what it is good at), with a split and a mapping of suite fields to the
+dataset's columns. Its version is a content hash of suite.yaml and the data's bytes (the ``datasets``
+cache can serve stale rows when a file changes with its mtime restored, so its fingerprint is not
+trusted for identity).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import operator
 import re
 import string
@@ -19,7 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from aire.core.errors import SuiteError, did_you_mean
+from aire.core.errors import SuiteError, did_you_mean, from_validation
+from aire.core.jsonl import read_jsonl
 from aire.core.types import ChatMessage, GenerationParams, Sample
 from aire.core.yamlfile import read_mapping
 
@@ -90,6 +94,20 @@ class Floor(BaseModel):
         return f"{self.metric} {self.op} {self.threshold:g}"
 
 
+class DatasetSource(BaseModel):
+    """``dataset:`` in suite.yaml: rows from a Hugging Face dataset on disk or a data file, not samples.jsonl."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A folder written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``, or a .parquet,
+    # .csv, .json or .jsonl file; relative to the suite folder.
+    path: str
+    split: str = "train"
+    # Suite field -> dataset column, for columns named differently from what the suite reads
+    # (e.g. ``{id: question_id, question: problem}``). Unmapped fields are read by their own name.
+    fields: dict[str, str] = Field(default_factory=dict)
+
+
 class SuiteSpec(BaseModel):
     """The validated content of ``suite.yaml``."""
 
@@ -108,6 +126,7 @@ class SuiteSpec(BaseModel):
     group_field: str | None = None
     evaluators: list[EvaluatorRef] = Field(min_length=1)
     floors: list[str] = Field(default_factory=list)
+    dataset: DatasetSource | None = None  # None: the rows are samples.jsonl next to suite.yaml
 
     @field_validator("evaluators")
     @classmethod
@@ -130,17 +149,13 @@ class SuiteSpec(BaseModel):
 class Suite:
     spec: SuiteSpec
     path: Path  # the suite folder
-    version: str  # sha256 of suite.yaml + samples.jsonl bytes
+    version: str  # sha256 of suite.yaml + the data's bytes
     samples: list[Sample]
     floors: list[Floor]
 
     @property
     def name(self) -> str:
         return self.spec.name
-
-    @property
-    def short_version(self) -> str:
-        return self.version[:12]
 
 
 def resolve_suite_dir(name_or_path: str, datasets_dir: Path) -> Path:
@@ -161,11 +176,29 @@ def resolve_suite_dir(name_or_path: str, datasets_dir: Path) -> Path:
     )
 
 
-def suite_version(folder: Path) -> str:
+def _data_files(folder: Path, spec: SuiteSpec) -> list[Path]:
+    """The files the rows come from, in a fixed order (what the version hashes besides suite.yaml)."""
+    if spec.dataset is None:
+        return [folder / SAMPLES_FILE]
+    source = _dataset_path(folder, spec)
+    if source.is_dir():
+        return sorted(f for f in source.rglob("*") if f.is_file())
+    return [source]
+
+
+def _dataset_path(folder: Path, spec: SuiteSpec) -> Path:
+    assert spec.dataset is not None
+    source = Path(spec.dataset.path).expanduser()
+    return source if source.is_absolute() else folder / source
+
+
+def suite_version(folder: Path, spec: SuiteSpec | None = None) -> str:
+    spec = spec or _load_spec(folder / SUITE_FILE)
     digest = hashlib.sha256()
-    for name in (SUITE_FILE, SAMPLES_FILE):
-        data = (folder / name).read_bytes()
-        # Length-prefixed so moving bytes between the two files changes the hash.
+    for path in [folder / SUITE_FILE, *_data_files(folder, spec)]:
+        data = path.read_bytes()
+        name = path.relative_to(folder) if path.is_relative_to(folder) else path.name
+        # Length-prefixed so moving bytes between the files changes the hash.
         digest.update(f"{name}:{len(data)}:".encode())
         digest.update(data)
     return digest.hexdigest()
@@ -176,50 +209,98 @@ def _load_spec(path: Path) -> SuiteSpec:
     try:
         return SuiteSpec.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or None
-        raise SuiteError(err["msg"], path=path, field=loc) from None
+        raise from_validation(exc, SuiteError, path=path) from None
 
 
-def _validate_rows(path: Path, spec: SuiteSpec) -> int:
-    """Check every line before the data is loaded, so errors can name the line.
+def _jsonl_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    return list(read_jsonl(path, error=SuiteError))
 
-    ``datasets`` reports malformed JSON without a line number and infers types across rows; a user
-    needs to know which line to fix.
-    """
+
+def _dataset_rows(
+    folder: Path, spec: SuiteSpec, cache_root: Path | None = None
+) -> tuple[Path, list[tuple[int, dict[str, Any]]]]:
+    """Rows of a ``dataset:`` source, numbered from 1 (what an error calls their line), columns mapped."""
+    # Imported here: `datasets` costs about a second to import and a samples.jsonl suite never needs it.
+    import datasets
+
+    assert spec.dataset is not None
+    source = _dataset_path(folder, spec)
+    datasets.disable_progress_bars()
+    if not source.exists():
+        raise SuiteError("dataset not found", path=folder / SUITE_FILE, field="dataset.path")
+    try:
+        if source.is_dir():
+            loaded = datasets.load_from_disk(str(source))
+            if isinstance(loaded, datasets.DatasetDict):
+                if spec.dataset.split not in loaded:
+                    raise SuiteError(
+                        f"no split {spec.dataset.split!r}{did_you_mean(spec.dataset.split, loaded)}; "
+                        f"splits: {', '.join(loaded)}",
+                        path=folder / SUITE_FILE,
+                        field="dataset.split",
+                    )
+                loaded = loaded[spec.dataset.split]
+        else:
+            kind = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}.get(source.suffix)
+            if kind is None:
+                raise SuiteError(
+                    "expected a save_to_disk folder or a .parquet, .csv, .json or .jsonl file",
+                    path=folder / SUITE_FILE,
+                    field="dataset.path",
+                )
+            loaded = datasets.load_dataset(
+                kind,
+                data_files={spec.dataset.split: str(source)},
+                split=spec.dataset.split,
+                cache_dir=None if cache_root is None else str(cache_root),
+            )
+    except SuiteError:
+        raise
+    except Exception as exc:  # datasets raises many types for one cause: the data does not load as rows
+        first_line = f"could not load rows: {type(exc).__name__}: {exc}".splitlines()[0]
+        raise SuiteError(first_line, path=source) from None
+    mapping = spec.dataset.fields
+    missing = sorted(set(mapping.values()) - set(loaded.column_names))
+    if missing:
+        raise SuiteError(
+            f"no column {missing[0]!r}{did_you_mean(missing[0], loaded.column_names)} in the dataset",
+            path=folder / SUITE_FILE,
+            field=f"dataset.fields.{next(k for k, v in mapping.items() if v == missing[0])}",
+        )
+    rows = []
+    for i, row in enumerate(loaded.to_list(), start=1):
+        rows.append((i, {**row, **{field: row[column] for field, column in mapping.items()}}))
+    return source, rows
+
+
+def _validate_rows(path: Path, spec: SuiteSpec, rows: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Check every row before any is used, naming the line (row) of the first bad one; the rows, with
+    a field missing from some rows set to None in those (as a table would have it)."""
     needed = spec.prompt.fields() | {spec.id_field, *spec.slices}
     if spec.reference_field:
         needed.add(spec.reference_field)
     seen: dict[str, int] = {}
-    count = 0
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SuiteError(f"malformed JSON: {exc.msg} (column {exc.colno})", path=path, line=lineno) from None
-            if not isinstance(row, dict):
-                raise SuiteError("expected a JSON object", path=path, line=lineno)
-            missing = sorted(needed - row.keys())
-            if missing:
-                raise SuiteError(
-                    f"missing field{did_you_mean(missing[0], row.keys())}", path=path, line=lineno, field=missing[0]
-                )
-            sample_id = str(row[spec.id_field])
-            if sample_id in seen:
-                raise SuiteError(
-                    f"duplicate id {sample_id!r} (first on line {seen[sample_id]})",
-                    path=path,
-                    line=lineno,
-                    field=spec.id_field,
-                )
-            seen[sample_id] = lineno
-            count += 1
-    if count == 0:
+    for lineno, row in rows:
+        missing = sorted(needed - row.keys())
+        if missing:
+            raise SuiteError(
+                f"missing field{did_you_mean(missing[0], row.keys())}", path=path, line=lineno, field=missing[0]
+            )
+        if spec.group_field and row.get(spec.group_field) is None:
+            raise SuiteError("group_field is missing", path=path, line=lineno, field=spec.group_field)
+        sample_id = str(row[spec.id_field])
+        if sample_id in seen:
+            raise SuiteError(
+                f"duplicate id {sample_id!r} (first on line {seen[sample_id]})",
+                path=path,
+                line=lineno,
+                field=spec.id_field,
+            )
+        seen[sample_id] = lineno
+    if not rows:
         raise SuiteError("no samples", path=path)
-    return count
+    columns = list(dict.fromkeys(k for _, row in rows for k in row))
+    return [{c: row.get(c) for c in columns} for _, row in rows]
 
 
 def _render(spec: SuiteSpec, row: dict[str, Any]) -> str | list[ChatMessage]:
@@ -234,43 +315,41 @@ def _render(spec: SuiteSpec, row: dict[str, Any]) -> str | list[ChatMessage]:
     return messages
 
 
-def _read_rows(samples_path: Path, version: str, cache_root: Path | None) -> list[dict[str, Any]]:
-    # Imported here: `datasets` costs about a second to import and most commands never need it.
-    import datasets
-
-    datasets.disable_progress_bars()
-    # The cache folder is keyed by the content hash, so a stale cache can never serve old rows.
-    cache_dir = str(cache_root / version[:16]) if cache_root else None
-    try:
-        ds = datasets.load_dataset("json", data_files=str(samples_path), split="train", cache_dir=cache_dir)
-    except Exception as exc:  # datasets raises many types for one cause: the file does not parse as rows
-        first_line = f"could not load rows: {type(exc).__name__}: {exc}".splitlines()[0]
-        raise SuiteError(first_line, path=samples_path) from None
-    return ds.to_list()
-
-
 def inspect_suite(
     name_or_path: str,
     datasets_dir: Path,
     *,
     validate_evaluator: Callable[[EvaluatorRef, Path, str], Any] | None = None,
 ) -> tuple[Path, SuiteSpec, list[Floor]]:
-    """Every check of a suite that needs no data library: quick enough to run before a flow starts.
+    """Every check of a suite, rows included: quick enough to run before a flow starts.
 
     ``validate_evaluator(ref, suite_yaml_path, field)`` checks a referenced evaluator exists and takes
     its options; it is passed in so this module does not depend on the evaluator library.
     """
+    folder, spec, floors, _ = _inspect(name_or_path, datasets_dir, validate_evaluator, None)
+    return folder, spec, floors
+
+
+def _inspect(
+    name_or_path: str,
+    datasets_dir: Path,
+    validate_evaluator: Callable[[EvaluatorRef, Path, str], Any] | None,
+    cache_root: Path | None,
+) -> tuple[Path, SuiteSpec, list[Floor], list[dict[str, Any]]]:
     folder = resolve_suite_dir(name_or_path, datasets_dir)
-    spec_path, samples_path = folder / SUITE_FILE, folder / SAMPLES_FILE
+    spec_path = folder / SUITE_FILE
     spec = _load_spec(spec_path)
-    if not samples_path.is_file():
-        raise SuiteError("file not found", path=samples_path)
+    if spec.dataset is None and not (folder / SAMPLES_FILE).is_file():
+        raise SuiteError("file not found", path=folder / SAMPLES_FILE)
     if validate_evaluator is not None:
         for i, ref in enumerate(spec.evaluators):
             validate_evaluator(ref, spec_path, f"evaluators[{i}]")
     floors = _parse_floors(spec, spec_path)
-    _validate_rows(samples_path, spec)
-    return folder, spec, floors
+    if spec.dataset is None:
+        path, numbered = folder / SAMPLES_FILE, _jsonl_rows(folder / SAMPLES_FILE)
+    else:
+        path, numbered = _dataset_rows(folder, spec, cache_root)
+    return folder, spec, floors, _validate_rows(path, spec, numbered)
 
 
 def load_suite(
@@ -281,18 +360,15 @@ def load_suite(
     cache_root: Path | None = None,
     validate_evaluator: Callable[[EvaluatorRef, Path, str], Any] | None = None,
 ) -> Suite:
-    """Resolve, validate, load and render a suite. Raises SuiteError naming file, line and field."""
-    folder, spec, floors = inspect_suite(name_or_path, datasets_dir, validate_evaluator=validate_evaluator)
-    version = suite_version(folder)
-    rows = _read_rows(folder / SAMPLES_FILE, version, cache_root)
+    """Resolve, validate, load and render a suite. Raises SuiteError naming file, line and field.
+
+    ``cache_root``: where ``datasets`` keeps its Arrow cache of a ``dataset:`` file (samples.jsonl is
+    read directly, never through ``datasets``).
+    """
+    folder, spec, floors, rows = _inspect(name_or_path, datasets_dir, validate_evaluator, cache_root)
+    version = suite_version(folder, spec)
     if limit is not None:
         rows = rows[:limit]
-    if spec.group_field:
-        for i, row in enumerate(rows):
-            if row.get(spec.group_field) is None:
-                raise SuiteError(
-                    "group_field is missing", path=folder / SAMPLES_FILE, line=i + 1, field=spec.group_field
-                )
     samples = [
         Sample(
             id=str(row[spec.id_field]),
