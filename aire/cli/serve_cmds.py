@@ -93,6 +93,8 @@ def list_evaluators() -> None:
 
 def version() -> None:
     import aire
+    from aire.cli.db_cmds import store_revision_line
     from aire.run import code_version
 
     typer.echo(f"aire {aire.__version__} ({code_version()})")
+    typer.echo(store_revision_line())

@@ -92,7 +92,7 @@ def _run_alembic(conn: Connection, url: str, revision: str | None) -> None:
     known = {s.revision for s in ScriptDirectory.from_config(config).walk_revisions()}
     if revision is not None and revision not in known:
         raise AireError(
-            f"the store at {_display(url)} is at revision {revision}, which this aire does not know "
+            f"the store at {display_url(url)} is at revision {revision}, which this aire does not know "
             f"(its newest is {HEAD}): it was migrated by a newer aire; upgrade aire"
         )
     if revision is None and inspect(conn).has_table("runs"):
@@ -100,7 +100,8 @@ def _run_alembic(conn: Connection, url: str, revision: str | None) -> None:
     command.upgrade(config, "head")
 
 
-def _display(url: str) -> str:
+def display_url(url: str) -> str:
+    """The URL as safe to print: the password hidden."""
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)

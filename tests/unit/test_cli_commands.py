@@ -38,7 +38,7 @@ def test_version_names_the_release_and_the_commit(capsys: pytest.CaptureFixture[
 
     assert main(["version"]) == 0
     out = capsys.readouterr().out
-    match = re.fullmatch(r"aire (\S+) \((\S+)\)\n", out)
+    match = re.fullmatch(r"aire (\S+) \((\S+)\)\nstore schema: .*\n", out)
     assert match is not None, out
     assert match[1] == aire.__version__
     head = subprocess.run(
@@ -46,6 +46,22 @@ def test_version_names_the_release_and_the_commit(capsys: pytest.CaptureFixture[
     ).stdout.strip()
     # In a checkout: its commit (+dirty with uncommitted changes); outside one (an installed wheel): "unknown".
     assert match[2] in ({head, f"{head}+dirty"} if head else {"unknown"})
+
+
+def test_db_upgrade_migrates_a_new_store_once_and_version_shows_its_revision(
+    aire_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aire.store.migrate import HEAD
+
+    assert main(["version"]) == 0
+    assert f"store schema: revision (none yet) (newest {HEAD})" in capsys.readouterr().out
+    assert not (aire_env / "aire.db").exists()  # asking for the revision creates nothing
+    assert main(["db", "upgrade"]) == 0
+    assert capsys.readouterr().out.endswith(f"aire.db: revision (none) -> {HEAD}\n")
+    assert main(["db", "upgrade"]) == 0
+    assert f"at revision {HEAD}, nothing to do" in capsys.readouterr().out
+    assert main(["version"]) == 0
+    assert f"store schema: revision {HEAD} (newest {HEAD})" in capsys.readouterr().out
 
 
 def _samples(exposition: str) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
