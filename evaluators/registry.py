@@ -33,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 from aire.core.errors import InputError, did_you_mean
 from aire.core.plugins import EntryPointGroup, PluginError, describe
 from aire.core.types import Completion, Sample, Score
+from aire.stats.intervals import AGGREGATIONS
 from evaluators.options import OptionError, OptionsValidator, build_options_model, option_errors, values
 
 __all__ = [
@@ -49,18 +50,8 @@ __all__ = [
     "registry",
 ]
 
-# The summary code computes these; the registry only checks that a declaration names real ones.
-KNOWN_AGGREGATIONS: Final[tuple[str, ...]] = (
-    "mean",
-    "median",
-    "sum",
-    "min",
-    "max",
-    "p50",
-    "p90",
-    "p95",
-    "p99",
-)
+# What the summary code computes (aire.stats.intervals.AGGREGATIONS); a declaration must name real ones.
+KNOWN_AGGREGATIONS: Final[tuple[str, ...]] = tuple(AGGREGATIONS)
 
 # Names end up in metric keys ``evaluator/aggregation[/slice]`` and in MLflow metric names, so no
 # slash and nothing MLflow would reject.

@@ -48,9 +48,9 @@ def serve(
     if only:
         for name in only:
             config.endpoint(name)  # unknown names are an error with "did you mean"
+    # Serves what aire.yaml names, nothing more: a missing model folder is an error that says how to
+    # build the local models (`aire models build`), never a build behind the user's back.
     serving.ensure_vllm_env(settings, progress=typer.echo)
-    # Endpoints serving the tiny local models get them built first; other weights are the user's.
-    serving.build_models(settings, [ep.name for ep in wanted if ep.name in serving.MODEL_NAMES], progress=typer.echo)
     for info in serving.start_servers(settings, wanted, progress=typer.echo):
         typer.echo(str(info))
     typer.echo("Stop them with: aire serve --stop")

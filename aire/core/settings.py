@@ -18,7 +18,6 @@ QUIET_ENV: dict[str, str] = {
     "DO_NOT_TRACK": "true",  # mlflow only honours the string "true"
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "RAGAS_DO_NOT_TRACK": "true",
     "VLLM_NO_USAGE_STATS": "1",
     "HF_HUB_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",

@@ -29,7 +29,6 @@ from aire.core.yamlfile import read_mapping
 
 SUITE_FILE = "suite.yaml"
 SAMPLES_FILE = "samples.jsonl"
-LATENCY_SLIS = ("ttft_ms", "tpot_ms", "e2e_ms", "output_tokens")
 
 
 class PromptSpec(BaseModel):

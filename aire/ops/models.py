@@ -6,6 +6,7 @@ model folder gets a manifest (``aire-model.json``) whose weights digest identifi
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -17,7 +18,23 @@ from aire.ops import vllm_env
 from aire.ops.vllm_env import Progress
 
 BUILDER = Path(__file__).resolve().parents[2] / "infra" / "build_models.py"
-MODEL_NAMES = ("champion", "challenger-worse", "challenger-same")  # the recipes in infra/build_models.py
+
+
+def _recipe_names(builder: Path) -> tuple[str, ...]:
+    """The keys of the builder's ``RECIPES`` table, read from its source: importing it would import torch."""
+    for node in ast.parse(builder.read_text()).body:
+        target = (
+            node.target
+            if isinstance(node, ast.AnnAssign)
+            else (node.targets[0] if isinstance(node, ast.Assign) else None)
+        )
+        if isinstance(target, ast.Name) and target.id == "RECIPES" and isinstance(node.value, ast.Dict):
+            return tuple(k.value for k in node.value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str))
+    raise ServingError(f"no RECIPES table in the model builder {builder}")
+
+
+# What `aire models build` can build: exactly the recipes of infra/build_models.py (one source).
+MODEL_NAMES = _recipe_names(BUILDER) if BUILDER.is_file() else ()
 MODEL_MANIFEST = "aire-model.json"
 
 

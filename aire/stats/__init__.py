@@ -15,7 +15,6 @@ if TYPE_CHECKING:
         mcnemar,
         paired_bootstrap,
         paired_t,
-        percentile_difference,
         percentile_differences,
         unpaired,
     )
@@ -32,7 +31,6 @@ _WHERE = {
     "mcnemar": "paired",
     "paired_bootstrap": "paired",
     "paired_t": "paired",
-    "percentile_difference": "paired",
     "percentile_differences": "paired",
     "unpaired": "paired",
     "latent_cells": "paired_proportions",
@@ -61,7 +59,6 @@ __all__ = [
     "mean_ci",
     "paired_bootstrap",
     "paired_t",
-    "percentile_difference",
     "percentile_differences",
     "quantile_ci",
     "quantile_ci_min_n",

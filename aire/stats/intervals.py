@@ -89,12 +89,12 @@ def sum_ci(values: np.ndarray, confidence: float = 0.95) -> Interval:
 
 AGGREGATIONS = {
     "mean": mean_ci,
-    "sum": sum_ci,
     "median": lambda v, c=0.95: quantile_ci(v, 0.5, c),
+    "sum": sum_ci,
+    "min": lambda v, c=0.95: (float(v.min()) if len(v) else math.nan, None, None),
+    "max": lambda v, c=0.95: (float(v.max()) if len(v) else math.nan, None, None),
     "p50": lambda v, c=0.95: quantile_ci(v, 0.5, c),
     "p90": lambda v, c=0.95: quantile_ci(v, 0.9, c),
     "p95": lambda v, c=0.95: quantile_ci(v, 0.95, c),
     "p99": lambda v, c=0.95: quantile_ci(v, 0.99, c),
-    "min": lambda v, c=0.95: (float(v.min()) if len(v) else math.nan, None, None),
-    "max": lambda v, c=0.95: (float(v.max()) if len(v) else math.nan, None, None),
 }

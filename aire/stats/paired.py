@@ -1,6 +1,6 @@
 """Champion vs challenger statistics: paired differences with confidence intervals.
 
-The building blocks of the promotion gate (issue 3). Everything here is a pure function of arrays;
+The building blocks of the promotion gate. Everything here is a pure function of arrays;
 distributions and tests come from scipy and statsmodels, not from hand-written formulas.
 
 Conventions: ``delta = challenger - champion``, so a positive delta means the challenger scores higher.
@@ -405,15 +405,3 @@ def percentile_differences(
             )
         )
     return out
-
-
-def percentile_difference(
-    champion: np.ndarray,
-    challenger: np.ndarray,
-    q: float,
-    alpha: float = 0.05,
-    n_resamples: int = 10_000,
-    seed: int = 0,
-) -> Difference:
-    """One latency percentile's difference; see ``percentile_differences``."""
-    return percentile_differences(champion, challenger, [q], alpha, n_resamples, seed)[0]

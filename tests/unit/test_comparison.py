@@ -13,7 +13,6 @@ from aire.stats.paired import (
     mcnemar,
     paired_bootstrap,
     paired_t,
-    percentile_difference,
     percentile_differences,
     unpaired,
 )
@@ -106,14 +105,14 @@ def test_unpaired_fallback_is_flagged() -> None:
 def test_percentile_difference_of_a_known_shift() -> None:
     rng = np.random.default_rng(17)
     a = rng.exponential(100, 500)
-    d = percentile_difference(a, a + 10.0, 0.95, n_resamples=2000)
+    [d] = percentile_differences(a, a + 10.0, [0.95], n_resamples=2000)
     # The bootstrap alone gives exactly [10, 10]; the MOVER part (perfectly correlated arms) keeps only
     # the asymmetry of the arms' order-statistic CIs: a fraction of either arm's own width.
     _, low, high = quantile_ci(a, 0.95)
     assert d.delta == pytest.approx(10.0) and d.ci_low <= 10.0 <= d.ci_high
     assert d.ci_high - d.ci_low < 0.3 * (high - low)
     assert d.ratio is not None and d.ratio.ci_low <= d.ratio.value <= d.ratio.ci_high
-    worse = percentile_difference(a, a * 1.5, 0.95, n_resamples=2000)
+    [worse] = percentile_differences(a, a * 1.5, [0.95], n_resamples=2000)
     assert worse.ci_low > 0
 
 
