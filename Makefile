@@ -24,14 +24,21 @@ demo: install
 	$(BIN)/python infra/demo.py
 
 # Unit tests (fake OpenAI server) and integration tests (real vLLM, MLflow, Prefect, Prometheus).
-# Prometheus and promtool come from Debian's package: installed here when missing and root (CI starts
-# from a fresh Debian machine); otherwise their tests skip and say why.
+# Prometheus and promtool, and PostgreSQL (the store's tests run on SQLite and on a throwaway PostgreSQL
+# cluster), come from Debian's packages: installed here when missing and root (CI starts from a fresh
+# Debian machine); otherwise their tests skip and say why.
 test: install
 	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
 	  if [ "$$(id -u)" -eq 0 ]; then \
 	    echo "==> installing Debian's prometheus (server + promtool)"; \
 	    apt-get update -q; DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; \
 	  else echo "prometheus/promtool missing and not root: their tests will skip (apt-get install -y prometheus)"; fi; \
+	fi
+	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl >/dev/null; then \
+	  if [ "$$(id -u)" -eq 0 ]; then \
+	    echo "==> installing Debian's postgresql (the store tests start a throwaway cluster on 127.0.0.1)"; \
+	    apt-get update -q; DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; \
+	  else echo "postgresql missing and not root: the store's PostgreSQL cases will skip (apt-get install -y postgresql)"; fi; \
 	fi
 	$(BIN)/ruff check .
 	$(BIN)/aire models build
