@@ -11,10 +11,11 @@ from aire.monitor.results import MonitorResult
 
 
 def record_run(settings: Settings, result: MonitorResult) -> str:
-    """The MLflow run of this monitor run (its id)."""
+    """The MLflow run of this monitor run (its id): FINISHED once everything is logged, else FAILED (a
+    TrackingError), through the one run lifecycle (aire.tracking.runs.recording)."""
     from mlflow.entities import Metric, RunTag
 
-    from aire.tracking.runs import _start_run
+    from aire.tracking.runs import recording
 
     tags = {
         "aire.kind": "monitor",
@@ -31,8 +32,9 @@ def record_run(settings: Settings, result: MonitorResult) -> str:
         tags["aire.canary_escalation"] = c.escalation.state.value  # HEALTHY / SUSPECT / ROLLBACK
         tags["aire.canary_fails"] = f"{c.escalation.fails} of {c.escalation.needed}"
         tags["aire.canary_severe_verdict"] = "" if c.severe_verdict is None else c.severe_verdict.value
-    mc, run_id = _start_run(settings, f"monitor: {result.model} v{result.version}", tags)
-    try:
+    with recording(settings) as runs:
+        run_id = runs.start(f"monitor: {result.model} v{result.version}", tags)
+        mc = runs.client
         now = int(datetime.now(UTC).timestamp() * 1000)
         metrics = {f"canary/{k}": v for k, v in (result.canary.accuracy if result.canary else {}).items()}
         metrics |= {f"canary_delta/{k}": v[0] for k, v in (result.canary.delta if result.canary else {}).items()}
@@ -54,8 +56,4 @@ def record_run(settings: Settings, result: MonitorResult) -> str:
         )
         mc.log_text(run_id, result.report, "report.md")
         mc.log_dict(run_id, result.model_dump(mode="json", exclude={"report"}), "monitor.json")
-        mc.set_terminated(run_id, "FINISHED")
-    except Exception:
-        mc.set_terminated(run_id, "FAILED")
-        raise
     return run_id
