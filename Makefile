@@ -49,6 +49,7 @@ test-unit: install
 	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
 
 serve: install
+	$(BIN)/aire models build
 	$(BIN)/aire serve
 
 stop:
