@@ -1,56 +1,39 @@
 """``shadow-comparison``: the same inputs to champion and challenger, then the promotion gate.
 
-Thin on purpose: the engine (``aire.run.shadow``) does the work; the flow gives it Prefect's retries and
-observability. Fixed-n mode sends everything in shards; sequential mode sends a batch, looks at the
-always-valid verdict (task ``look``), and stops as soon as it is settled.
+Thin on purpose: the engine (``aire.run``) does the work, the loop over batches and looks included;
+the flow gives its steps Prefect's retries and observability. Tasks take the plan's id and indices:
+the plan, its clients and writers stay in the engine. Fixed-n mode sends everything in shards;
+sequential mode sends a batch, looks at the always-valid verdict (task ``look``), and stops as soon
+as it is settled.
 """
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NONE
-from prefect.utilities.annotations import quote
 
-from aire.client.endpoints import EndpointClient
-from aire.core.progress import reporter
 from aire.core.settings import get_settings
-from aire.core.types import Sample
-from aire.run.shadow import (
-    ARMS,
-    ShadowPlan,
-    ShadowResult,
-    finalise_shadow,
-    fingerprinters,
-    look,
-    prepare_shadow,
-    run_pairs,
-    settled,
-    warm_up,
-)
+from aire.run import ShadowResult, finalise_shadow, look, prepare_shadow, send_in_looks, send_shard, sending_pairs
 from aire.stats.sequential import Look
 
 
-# cache_policy=NONE: inputs are live objects; idempotence comes from the store (answered inputs are
-# skipped on a retry), not from Prefect's result cache.
+# cache_policy=NONE: the same arguments mean different work as the store fills; idempotence comes
+# from the store (inputs an arm answered are not sent to it again on a retry).
 @task(name="compare-shard", retries=2, retry_delay_seconds=2, cache_policy=NONE)
-async def compare_shard(
-    plan: ShadowPlan, clients: dict[str, EndpointClient], writers: dict[str, Any], shard: list[Sample]
-) -> int:
-    return await run_pairs(plan, clients, writers, shard)
+async def compare_shard(plan_id: str, batch: int, shard: int) -> int:
+    return await send_shard(plan_id, batch, shard)
 
 
 @task(name="look", cache_policy=NONE)
-async def look_task(plan: ShadowPlan) -> Look:
-    return await look(plan)
+async def look_task(plan_id: str) -> Look:
+    return await look(plan_id)
 
 
 @task(name="decide-and-record", retries=1, retry_delay_seconds=2, cache_policy=NONE)
-async def decide_and_record(plan: ShadowPlan, n_requested: int, looks: list[Look]) -> ShadowResult:
-    return await finalise_shadow(plan, n_requested=n_requested, looks=looks)
+async def decide_and_record(plan_id: str, n_requested: int, looks: list[Look]) -> ShadowResult:
+    return await finalise_shadow(plan_id, n_requested=n_requested, looks=looks)
 
 
 @flow(name="shadow-comparison", log_prints=True)
@@ -89,52 +72,6 @@ async def shadow_comparison(
         out_dir=out_dir,
         registered_model=registered_model,
     )
-    progress = reporter()
-    pending = plan.pending()
-    progress.start(
-        total=plan.cap,
-        completed=plan.cap - len(pending),
-        description=f"{plan.endpoints['challenger'].name} vs {plan.endpoints['champion'].name}",
-    )
-    n_requested = 0
-    looks: list[Look] = []
-    try:
-        clients = {
-            arm: EndpointClient(
-                plan.endpoints[arm],
-                concurrency=plan.concurrency,
-                timeout_s=settings.request_timeout_s,
-                max_attempts=settings.max_attempts,
-            )
-            for arm in ARMS
-        }
-        fps = fingerprinters(plan)
-        async with clients["champion"], clients["challenger"]:
-            with (
-                plan.store.writer(plan.runs["champion"], fps["champion"]) as w_champion,
-                plan.store.writer(plan.runs["challenger"], fps["challenger"]) as w_challenger,
-            ):
-                writers = {"champion": w_champion, "challenger": w_challenger}
-                if plan.pending():
-                    await warm_up(plan, clients, warmup if warmup is not None else 2 * plan.concurrency)
-                if plan.sequential and plan.resumed:
-                    # Resumed: what is stored may already settle it (a crash after the deciding look).
-                    looks.append(await look_task(quote(plan)))
-                for batch_samples in [] if looks and settled(looks[-1].verdict) else plan.batches():
-                    # quote(): Prefect would otherwise walk every sample of the plan looking for futures.
-                    sent = await asyncio.gather(
-                        *(
-                            compare_shard(quote(plan), quote(clients), quote(writers), quote(shard))
-                            for shard in plan.shards(batch_samples)
-                        )
-                    )
-                    n_requested += sum(sent)
-                    if plan.sequential:
-                        w_champion.flush()
-                        w_challenger.flush()
-                        looks.append(await look_task(quote(plan)))
-                        if settled(looks[-1].verdict):
-                            break
-    finally:
-        progress.stop()
-    return await decide_and_record(quote(plan), n_requested, looks)
+    async with sending_pairs(plan):
+        n_requested, looks = await send_in_looks(plan.id, warmup=warmup, send=compare_shard, look_at=look_task)
+    return await decide_and_record(plan.id, n_requested, looks)

@@ -4,7 +4,6 @@ run, and escalated over this version's earlier canaries (aire.monitor.escalation
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
 import uuid
@@ -74,7 +73,7 @@ async def canary(
     from aire.gate.evidence import PairedData
     from aire.gate.policy import Counts
     from aire.monitor import history
-    from aire.run.offline import check_endpoints, load_suite_with_evaluators
+    from aire.run import check_endpoints, load_suite_with_evaluators
     from aire.store import FINISHED, Store
 
     policy, _ = load_policy(policy_path)
@@ -187,30 +186,9 @@ async def _request(
     generation: GenerationParams,
     evaluators: dict[str, Any],
 ) -> None:
-    """Generate and score ``samples`` against production, each row committed to the run as it finishes:
-    a retry after a crash requests only the rest."""
-    from aire.client.endpoints import EndpointClient, request_fingerprint
-    from aire.store import SampleResult
+    """Generate, score and store ``samples`` against production through the run's executor, each row
+    committed to the run as it finishes: a retry after a crash requests only the rest."""
+    from aire.run import open_target, run_all, run_sample
 
-    async with EndpointClient(
-        endpoint,
-        concurrency=settings.concurrency,
-        timeout_s=settings.request_timeout_s,
-        max_attempts=settings.max_attempts,
-    ) as client:
-        with store.writer(run_id, lambda s: request_fingerprint(endpoint, s, generation)) as writer:
-
-            async def one(sample: Sample) -> None:
-                completion = await client.generate(sample, generation)
-                scores = {k: await ev.score(sample, completion) for k, ev in evaluators.items()}
-                writer.put(SampleResult(sample=sample, completion=completion, scores=scores))
-
-            tasks = [asyncio.ensure_future(one(s)) for s in samples]
-            try:
-                await asyncio.gather(*tasks)
-            except BaseException:
-                # Stop the rest before the writer closes; what was stored stays for the retry.
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise
+    async with open_target(settings, store, run_id, endpoint, lambda _: generation, evaluators) as target:
+        await run_all(run_sample(target, s) for s in samples)

@@ -1,7 +1,8 @@
 """The offline benchmark, as engine steps the Prefect flow strings together.
 
 prepare()      validate everything (suite, evaluators, endpoint) before anything is recorded
-run_samples()  request, score and store one shard of samples (what a Prefect task runs)
+sending()      open the run's client and writer (and the progress bar) for its shards
+run_shard()    request, score and store one shard of samples (what a Prefect task runs, by run id and index)
 finalise()     summary, floors, MLflow run; only then is the store's run marked finished
 
 Keeping the steps here (not in the flow) means the engine runs and is tested without Prefect.
@@ -9,25 +10,26 @@ Keeping the steps here (not in the flow) means the engine runs and is tested wit
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import math
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 import aire
-from aire.client.config import EndpointConfig, load_config
-from aire.client.endpoints import EndpointClient, request_fingerprint
-from aire.core.errors import ConfigError
+from aire.client.config import EndpointConfig
 from aire.core.progress import reporter
 from aire.core.settings import Settings
-from aire.core.types import Completion, Estimate, Sample, Summary
-from aire.data.suites import EvaluatorRef, Floor, Suite, inspect_suite, load_suite
+from aire.core.types import Estimate, Sample, Summary
+from aire.data.suites import Floor, Suite, inspect_suite
+from aire.run import active
+from aire.run.executor import Target, open_target, run_all, run_sample
+from aire.run.setup import bind_evaluator, check_endpoints, code_version, load_suite_with_evaluators, resolve_endpoint
 
 if TYPE_CHECKING:  # the store (sqlalchemy) and summary (scipy) load in prepare/finalise, not in preflight
     from aire.store.store import Store
@@ -66,59 +68,23 @@ class OfflinePlan:
     settings: Settings
     suite: Suite
     endpoint: EndpointConfig
-    evaluators: list[Any]  # evaluators.registry.BoundEvaluator, keyed by EvaluatorRef.key
-    keys: list[str]
+    evaluators: dict[str, Any]  # metric key -> evaluators.BoundEvaluator
     store: Store
     run_id: str
     pending: list[Sample]
     resumed: bool
     concurrency: int
     params: dict[str, Any] = field(default_factory=dict)
+    target: Target | None = None  # open while the shards are sent (``sending``)
+    execution_s: float = 0.0  # first request sent -> last row committed, measured by ``sending``
+
+    @property
+    def id(self) -> str:
+        return self.run_id
 
     def shards(self) -> list[list[Sample]]:
         size = self.settings.shard_size
         return [self.pending[i : i + size] for i in range(0, len(self.pending), size)]
-
-
-def bind_evaluator(ref: EvaluatorRef, where: Path, field_prefix: str) -> Any:
-    # Imported here so that `aire.data.suites` never depends on the evaluator library.
-    import evaluators
-
-    return evaluators.bind(ref.name, ref.options, where=str(where), field_prefix=field_prefix)
-
-
-def resolve_endpoint(settings: Settings, name: str | None, base_url: str | None, model: str | None) -> EndpointConfig:
-    """A configured endpoint by name, or an ad hoc one from ``--base-url`` and ``--model``."""
-    if base_url or model:
-        if not (base_url and model):
-            raise ConfigError("an ad hoc endpoint needs both --base-url and --model", field="base_url")
-        try:
-            return EndpointConfig(name=name or "adhoc", base_url=base_url, model=model)
-        except ValueError as exc:
-            raise ConfigError(str(exc).splitlines()[-1].strip(), field="base_url") from None
-    if not name:
-        raise ConfigError("give --endpoint NAME or --base-url URL --model NAME", field="endpoint")
-    return load_config(settings.config, settings.models_dir).endpoint(name)
-
-
-def code_version() -> str:
-    """aire's version plus the git commit of its checkout, when it is one."""
-    import subprocess
-
-    repo = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = "", ""
-    return commit + ("+dirty" if dirty else "") if commit else "unknown"
 
 
 def _resume_key(suite: Suite, endpoint: EndpointConfig, sample_ids: list[str]) -> str:
@@ -131,32 +97,6 @@ def _resume_key(suite: Suite, endpoint: EndpointConfig, sample_ids: list[str]) -
         "samples": sample_ids,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def load_suite_with_evaluators(
-    settings: Settings, suite: str, limit: int | None = None
-) -> tuple[Suite, dict[str, Any]]:
-    """The suite's samples, and its evaluators bound (options validated) by metric key."""
-    bound: dict[str, Any] = {}
-
-    def bind(ref: EvaluatorRef, spec_path: Path, field_prefix: str) -> None:
-        bound[ref.key] = bind_evaluator(ref, spec_path, field_prefix)
-
-    loaded = load_suite(
-        suite,
-        settings.datasets_dir,
-        limit=limit,
-        cache_root=settings.resolved_home() / "cache" / "datasets",
-        validate_evaluator=bind,
-    )
-    return loaded, bound
-
-
-async def check_endpoints(settings: Settings, *endpoints: EndpointConfig) -> None:
-    """Fail fast, in one line, when an endpoint is down or does not serve its model."""
-    for ep in endpoints:
-        async with EndpointClient(ep, timeout_s=min(settings.request_timeout_s, 10.0)) as client:
-            await client.check()
 
 
 async def preflight(
@@ -233,12 +173,11 @@ async def prepare(
         )
         run_id, resumed = run.id, False
     done = store.completed_ids(run_id) if resumed else set()
-    return OfflinePlan(
+    plan = OfflinePlan(
         settings=settings,
         suite=loaded,
         endpoint=ep,
-        evaluators=list(bound.values()),
-        keys=list(bound.keys()),
+        evaluators=bound,
         store=store,
         run_id=run_id,
         pending=[s for s in loaded.samples if s.id not in done],
@@ -246,39 +185,61 @@ async def prepare(
         concurrency=concurrency or settings.concurrency,
         params=params,
     )
+    active.keep(plan.id, plan)
+    return plan
 
 
-async def score(plan: OfflinePlan, sample: Sample, completion: Completion) -> dict[str, Any]:
-    return {key: await ev.score(sample, completion) for key, ev in zip(plan.keys, plan.evaluators, strict=True)}
+@asynccontextmanager
+async def sending(plan: OfflinePlan) -> AsyncIterator[None]:
+    """The run's client and writer, open while its shards run; every row is committed on exit."""
+    progress = reporter()
+    n = len(plan.suite.samples)
+    progress.start(total=n, completed=n - len(plan.pending), description=f"{plan.suite.name} @ {plan.endpoint.name}")
+    started = time.perf_counter()
+    generation = plan.suite.spec.generation
+    try:
+        async with open_target(
+            plan.settings,
+            plan.store,
+            plan.run_id,
+            plan.endpoint,
+            lambda _: generation,
+            plan.evaluators,
+            concurrency=plan.concurrency,
+        ) as plan.target:
+            yield
+    finally:
+        plan.target = None
+        plan.execution_s = time.perf_counter() - started
+        progress.stop()
 
 
-async def run_samples(plan: OfflinePlan, client: EndpointClient, writer: Any, samples: list[Sample]) -> int:
-    """Request, score and hand to the writer every sample of one shard; returns how many failed.
+async def run_shard(plan_id: str, index: int) -> int:
+    """Shard ``index`` of a prepared plan that is ``sending``; returns how many samples failed.
+
+    Samples already stored (by an earlier attempt of this task) are not requested again.
+    """
+    plan = active.get(plan_id, OfflinePlan)
+    done = plan.store.completed_ids(plan.run_id)
+    return await run_samples(plan, [s for s in plan.shards()[index] if s.id not in done])
+
+
+async def run_samples(plan: OfflinePlan, samples: list[Sample]) -> int:
+    """Request, score and store ``samples`` through the plan's open target; returns how many failed.
 
     The client bounds concurrency across all shards, so shards can all be awaited at once.
     """
-    from aire.store.store import SampleResult
-
-    params = plan.suite.spec.generation
+    target = plan.target
+    if target is None:
+        raise RuntimeError(f"run {plan.run_id} is not sending: open it with `async with sending(plan)`")
     progress = reporter()
-    failed = 0
 
-    async def one(sample: Sample) -> None:
-        nonlocal failed
-        completion = await client.generate(sample, params)
-        scores = await score(plan, sample, completion)
-        writer.put(SampleResult(sample=sample, completion=completion, scores=scores))
-        failed += not completion.ok
+    async def one(sample: Sample) -> bool:
+        completion = await run_sample(target, sample)
         progress.advance(failed=not completion.ok)
+        return completion.ok
 
-    await asyncio.gather(*(one(s) for s in samples))
-    return failed
-
-
-def fingerprinter(plan: OfflinePlan) -> Callable[[Sample], str]:
-    """The request identity the store records next to each row."""
-    params = plan.suite.spec.generation
-    return lambda sample: request_fingerprint(plan.endpoint, sample, params)
+    return sum(not ok for ok in await run_all(one(s) for s in samples))
 
 
 def evaluate_floors(floors: list[Floor], summary: Summary) -> list[FloorResult]:
@@ -291,14 +252,15 @@ def evaluate_floors(floors: list[Floor], summary: Summary) -> list[FloorResult]:
     return results
 
 
-def finalise(plan: OfflinePlan, *, n_requested: int, execution_s: float) -> OfflineResult:
+def finalise(plan_id: str) -> OfflineResult:
     """Summarise the stored rows, record the MLflow run, then mark the store's run finished."""
     from aire.stats.summary import summarise
     from aire.store.store import FAILED, FINISHED
     from aire.tracking import runs as tracking
 
+    plan = active.get(plan_id, OfflinePlan)
     rows = plan.store.results(plan.run_id)
-    aggregations = {key: ev.spec.aggregations for key, ev in zip(plan.keys, plan.evaluators, strict=True)}
+    aggregations = {key: ev.spec.aggregations for key, ev in plan.evaluators.items()}
     summary = summarise(rows, aggregations, plan.suite.spec.slices)
     floors = evaluate_floors(plan.suite.floors, summary)
     try:
@@ -310,13 +272,14 @@ def finalise(plan: OfflinePlan, *, n_requested: int, execution_s: float) -> Offl
             floors=[f.model_dump() for f in floors],
             rows=rows,
             samples={s.id: s for s in plan.suite.samples},
-            score_keys=plan.keys,
+            score_keys=list(plan.evaluators),
             tags={"aire.kind": "offline", "aire.store_run_id": plan.run_id},
         )
     except Exception:
         plan.store.set_status(plan.run_id, FAILED)
         raise
     plan.store.set_status(plan.run_id, FINISHED, mlflow_run_id=mlflow_run_id)
+    active.drop(plan_id)
     return OfflineResult(
         run_id=plan.run_id,
         mlflow_run_id=mlflow_run_id,
@@ -326,8 +289,8 @@ def finalise(plan: OfflinePlan, *, n_requested: int, execution_s: float) -> Offl
         endpoint=plan.endpoint.name,
         served_model=plan.endpoint.model,
         n_samples=len(rows),
-        n_requested=n_requested,
-        execution_s=execution_s,
+        n_requested=len(plan.pending),
+        execution_s=plan.execution_s,
         resumed=plan.resumed,
         summary=summary,
         floors=floors,

@@ -54,9 +54,7 @@ async def replay(
 ) -> int:
     """Send every request of ``traffic`` once; append one log line per request. Returns the count."""
     tr = load_traffic(traffic, GenerationParams(), limit=limit)
-    async with EndpointClient(
-        endpoint, concurrency=concurrency, timeout_s=settings.request_timeout_s, max_attempts=settings.max_attempts
-    ) as client:
+    async with EndpointClient.from_settings(settings, endpoint, concurrency=concurrency) as client:
         await client.check()
 
         async def one(sample: Sample) -> LogRecord:

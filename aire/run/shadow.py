@@ -1,67 +1,43 @@
 """Shadow / A-B comparison: the same inputs to champion and challenger, paired by sample id.
 
-Engine steps the ``shadow-comparison`` flow strings together (like ``aire.run.offline``):
+The engine steps the ``shadow-comparison`` flow strings together, one module per job:
 
-prepare_shadow()  validate suite or traffic file, policy and both endpoints; find or create the store
-                  runs (one per arm) so an interrupted comparison resumes without repeating requests
-run_pairs()       send each input to both arms at once, score, store (a Prefect task runs one shard)
-look()            sequential mode: the always-valid verdict of the quality rules on what is stored
-finalise_shadow() compare, decide, write report.md / latency.png / decision.json, register both
-                  models, record a parent MLflow run with a nested run per arm; then mark finished
+prepare_shadow()   (here) validate suite or traffic file, policy and both endpoints; find or create the
+                   store runs (one per arm) so an interrupted comparison resumes without repeating requests
+sending_pairs()    (aire.run.pairs) open both arms' clients and writers; run_pairs() sends each input to
+                   both arms at once, scores and stores it; paired_data() aligns what is stored
+send_in_looks()    (aire.run.looks) the batches, and in sequential mode the always-valid look after each
+                   one, stopping as soon as the verdict is settled
+finalise_shadow()  (aire.run.shadow_record) compare, decide, write report.md / latency.png / decision.json,
+                   register both models, record a parent MLflow run with a nested run per arm; then finish
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-from pydantic import BaseModel
-
 import aire
 from aire.client.config import EndpointConfig
-from aire.client.endpoints import EndpointClient, request_fingerprint
 from aire.core.errors import ConfigError
-from aire.core.progress import reporter
 from aire.core.settings import Settings
-from aire.core.types import Completion, GenerationParams, Sample
-from aire.gate.policy import Counts, Decision, Policy, RuleResult, Verdict, decide, load_policy, resolve_directions
-from aire.gate.record import FILE_NAME as DECISION_FILE
-from aire.gate.record import DecisionRecord, MlflowRef, RegistryRef, write_decision
-from aire.run.offline import bind_evaluator, check_endpoints, code_version, load_suite_with_evaluators, resolve_endpoint
-from aire.stats.sequential import Look, SequentialInfo
+from aire.core.types import GenerationParams, Sample
+from aire.gate.policy import Policy, load_policy, resolve_directions
+from aire.run import active
+from aire.run.executor import Target
+from aire.run.setup import bind_evaluator, check_endpoints, code_version, load_suite_with_evaluators, resolve_endpoint
 
 if TYPE_CHECKING:
-    from aire.gate.evidence import Comparison, PairedData
-    from aire.store.store import ResultRow, Store
+    from aire.store.store import Store
 
 ARMS = ("champion", "challenger")
 Arm = Literal["champion", "challenger"]
 # Traffic has no references: the challenger is scored against the champion's output.
 AGREEMENT = {"agreement_exact": ("exact_match", {"strip": True}), "agreement_f1": ("token_f1", {})}
-
-
-class ShadowResult(BaseModel):
-    """What one comparison decided, returned by the flow and printed by the CLI."""
-
-    verdict: Verdict
-    reasons: list[str]
-    rules: list[RuleResult]
-    exit_code: int
-    out_dir: str
-    mlflow_run_id: str
-    tracking_uri: str
-    n_pairs: int
-    n_requested: int  # requests sent by this invocation, both arms
-    resumed: bool
-    sequential: SequentialInfo | None = None
-    registry: RegistryRef
 
 
 @dataclass
@@ -92,6 +68,13 @@ class ShadowPlan:
     out_dir: Path
     registered_model: str
     params: dict[str, Any] = field(default_factory=dict)
+    targets: dict[str, Target] = field(default_factory=dict)  # arm -> open client and writer, while sending
+    schedule: list[list[list[Sample]]] = field(default_factory=list)  # batches of shards, fixed when sending starts
+
+    @property
+    def id(self) -> str:
+        """What the flow's tasks name the plan by: the challenger's store run (its report folder too)."""
+        return self.runs["challenger"]
 
     def pending(self) -> list[Sample]:
         """Inputs (within the cap) that at least one arm has not answered yet, in send order."""
@@ -283,7 +266,7 @@ async def prepare_shadow(
         runs[arm] = run.id
     done = {arm: store.completed_ids(runs[arm]) for arm in ARMS}
     out = Path(out_dir) if out_dir else settings.resolved_home() / "reports" / runs["challenger"][:8]
-    return ShadowPlan(
+    plan = ShadowPlan(
         settings=settings,
         source="suite" if suite is not None else "traffic",
         source_name=source_name,
@@ -311,324 +294,5 @@ async def prepare_shadow(
         registered_model=registered_model or settings.registered_model,
         params=params,
     )
-
-
-def fingerprinters(plan: ShadowPlan) -> dict[str, Any]:
-    return {arm: (lambda s, ep=plan.endpoints[arm]: request_fingerprint(ep, s, plan.generation[s.id])) for arm in ARMS}
-
-
-async def run_pairs(
-    plan: ShadowPlan, clients: dict[str, EndpointClient], writers: dict[str, Any], samples: list[Sample]
-) -> int:
-    """Send each input to every arm that has not answered it yet, both at once; returns requests sent."""
-    from aire.store.store import SampleResult
-
-    progress = reporter()
-    sent = 0
-
-    async def arm_request(arm: str, sample: Sample) -> None:
-        nonlocal sent
-        completion = await clients[arm].generate(sample, plan.generation[sample.id])
-        sent += 1
-        scores = {k: await ev.score(sample, completion) for k, ev in plan.evaluators.items()}
-        writers[arm].put(SampleResult(sample=sample, completion=completion, scores=scores))
-        if completion.ok:
-            plan.done[arm].add(sample.id)
-
-    async def pair(sample: Sample) -> None:
-        arms = [arm for arm in ARMS if sample.id not in plan.done[arm]]
-        await asyncio.gather(*(arm_request(arm, sample) for arm in arms))
-        progress.advance(failed=any(sample.id not in plan.done[arm] for arm in ARMS))
-
-    await asyncio.gather(*(pair(s) for s in samples))
-    return sent
-
-
-async def warm_up(plan: ShadowPlan, clients: dict[str, EndpointClient], n: int) -> None:
-    """Send ``n`` unrecorded requests to each arm at full concurrency first. A freshly started vLLM
-    compiles kernels for each new batch shape: measured on the CPU build, a cold replica's TTFT p95
-    was 1.6 s against ~0.3 s warm, which would fail a latency rule on start-up cost, not on the model."""
-    if n <= 0 or not plan.samples:
-        return
-    samples = [plan.samples[i % len(plan.samples)] for i in range(n)]
-    await asyncio.gather(*(clients[arm].generate(s, plan.generation[s.id]) for arm in ARMS for s in samples))
-
-
-def arm_rows(plan: ShadowPlan) -> dict[str, list[ResultRow]]:
-    return {arm: plan.store.results(plan.runs[arm]) for arm in ARMS}
-
-
-async def paired_data(plan: ShadowPlan, stored: dict[str, list[ResultRow]] | None = None) -> PairedData:
-    """Both arms' stored rows (read now unless given), aligned by sample id in send order."""
-    from aire.gate.evidence import LATENCY_SLIS, PairedData
-
-    rows = {arm: {r.sample_id: r for r in rs} for arm, rs in (stored or arm_rows(plan)).items()}
-    order = [s.id for s in plan.samples if s.id in rows["champion"] or s.id in rows["challenger"]]
-    by_id = {s.id: s for s in plan.samples}
-
-    def ok(arm: str, sid: str) -> ResultRow | None:
-        r = rows[arm].get(sid)
-        return r if r is not None and r.error_type is None else None
-
-    paired = [sid for sid in order if ok("champion", sid) and ok("challenger", sid)]
-    only = {arm: [sid for sid in order if ok(arm, sid) and sid not in paired] for arm in ARMS}
-    n_errors = sum(1 for arm in ARMS for r in rows[arm].values() if r.error_type is not None)
-    counts = Counts(n_pairs=len(paired), n_errors=n_errors, n_unpaired=len(only["champion"]) + len(only["challenger"]))
-
-    def scores(arm: str, ids: list[str], key: str) -> np.ndarray:
-        return np.array([rows[arm][i].scores.get(key, math.nan) for i in ids], dtype=float)
-
-    quality = {
-        f"{k}/mean": (
-            scores("champion", paired, k),
-            scores("challenger", paired, k),
-            plan.higher_is_better[f"{k}/mean"],
-        )
-        for k in plan.evaluators
-    }
-    unpaired_quality = {
-        f"{k}/mean": (scores("champion", only["champion"], k), scores("challenger", only["challenger"], k))
-        for k in plan.evaluators
-    }
-    agreement: dict[str, np.ndarray] = {}
-    for key, ev in plan.agreement.items():
-        values = []
-        for sid in paired:
-            reference = Sample(id=sid, prompt=by_id[sid].prompt, reference=rows["champion"][sid].text)
-            values.append((await ev.score(reference, Completion(text=rows["challenger"][sid].text))).value)
-        agreement[f"{key}/mean"] = np.array(values, dtype=float)
-
-    def latency(arm: str, attr: str) -> np.ndarray:
-        vals = [getattr(rows[arm][i], attr) for i in paired]
-        return np.array([math.nan if v is None else v * 1000.0 for v in vals], dtype=float)
-
-    lat = {sli: (latency("champion", sli[:-3] + "_s"), latency("challenger", sli[:-3] + "_s")) for sli in LATENCY_SLIS}
-    groups = None
-    if plan.group_field:
-        groups = np.array(
-            [str(by_id[i].fields.get(plan.group_field, by_id[i].slices.get("group", ""))) for i in paired]
-        )
-    return PairedData(
-        ids=paired,
-        quality=quality,
-        agreement=agreement,
-        latency=lat,
-        groups=groups,
-        counts=counts,
-        unpaired_quality=unpaired_quality,
-    )
-
-
-async def look(plan: ShadowPlan) -> Look:
-    """Sequential mode: the quality rules' verdict on every pair stored so far (always-valid intervals)."""
-    from aire.run.looks import look_comparison
-
-    data = await paired_data(plan)
-    # Latency rules are judged once, at the stop: their intervals are fixed-n, not always-valid, so
-    # the stopping time depends on quality evidence only.
-    rules = [r for r in plan.policy.rules if not r.metric.startswith("latency/")]
-    quality_policy = plan.policy.model_copy(update={"rules": rules})
-    comparison = look_comparison(
-        data,
-        alpha=quality_policy.alpha,
-        fail_alpha=quality_policy.fail_alpha,
-        planned_n=plan.cap,
-        at_cap=_at_cap(plan, data),
-        seed=plan.seed,
-    )
-    evidence = {k: m.evidence for k, m in comparison.metrics.items() if m.kind != "latency"}
-    if not quality_policy.rules:
-        return Look(n=data.counts.n_pairs, verdict=Verdict.INCONCLUSIVE)
-    return Look(n=data.counts.n_pairs, verdict=decide(quality_policy, evidence, data.counts).verdict)
-
-
-def _at_cap(plan: ShadowPlan, data: PairedData) -> bool:
-    return data.counts.n_pairs + data.counts.n_unpaired >= plan.cap
-
-
-def settled(verdict: Verdict) -> bool:
-    return verdict is not Verdict.INCONCLUSIVE
-
-
-def _sequential_info(plan: ShadowPlan, looks: list[Look], data: PairedData, comparison: Comparison) -> SequentialInfo:
-    from aire.stats.sequential import fixed_n_plan
-
-    rule = next((r for r in plan.policy.rules if r.kind == "non_inferiority" and r.critical), None)
-    fixed = None
-    basis = "no critical non-inferiority rule: no fixed-n plan to compare with"
-    if rule is not None and rule.metric in data.quality:
-        a, b, _ = data.quality[rule.metric]
-        d = (b - a)[~np.isnan(b - a)]
-        baseline = float(np.nanmean(a)) if len(a) else 0.5
-        sd = float(d.std(ddof=1)) if len(d) > 1 else None
-        # The gate reads a two-sided 1 - alpha interval: a one-sided test at alpha / 2.
-        fixed = fixed_n_plan(baseline, rule.margin, alpha=plan.policy.alpha / 2, power=0.8, sd=sd)
-        basis = (
-            f"{rule.metric}: baseline {baseline:.3f}, margin {rule.margin:g}, one-sided alpha "
-            f"{plan.policy.alpha / 2:g}, power 0.8, sd of paired differences "
-            f"{sd if sd is not None else float('nan'):.3f}"
-        )
-    return SequentialInfo(
-        batch=plan.batch,
-        cap=plan.cap,
-        n_used=data.counts.n_pairs + data.counts.n_unpaired,
-        looks=looks,
-        fixed_n_plan=fixed,
-        plan_basis=basis,
-    )
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no infinity: an unbounded interval side is written as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-async def finalise_shadow(plan: ShadowPlan, *, n_requested: int, looks: list[Look]) -> ShadowResult:
-    """Decide, write the report files, register both models, record MLflow; then mark the runs finished."""
-    from aire.gate.evidence import compare
-    from aire.gate.report import write_report
-    from aire.release import registry
-    from aire.run.looks import look_comparison
-    from aire.stats.summary import summarise
-    from aire.store.store import FAILED, FINISHED
-    from aire.tracking import runs as tracking
-
-    stored = arm_rows(plan)  # read once: the comparison and the MLflow record both use them
-    data = await paired_data(plan, stored)
-    if plan.sequential:
-        comparison = look_comparison(
-            data,
-            alpha=plan.policy.alpha,
-            fail_alpha=plan.policy.fail_alpha,
-            planned_n=plan.cap,
-            at_cap=_at_cap(plan, data),
-            complete=True,
-            seed=plan.seed,
-        )
-    else:
-        comparison = compare(data, alpha=plan.policy.alpha, fail_alpha=plan.policy.fail_alpha, seed=plan.seed)
-    ruled = {r.metric for r in plan.policy.rules}
-    decision: Decision = decide(plan.policy, comparison.evidence(ruled), comparison.counts, plan.policy_sha256)
-    seq = _sequential_info(plan, looks, data, comparison) if plan.sequential else None
-
-    versions = {
-        arm: registry.register(
-            plan.settings, plan.registered_model, plan.endpoints[arm], plan.endpoints[arm].resolved_tokenizer_digest()
-        )
-        for arm in ARMS
-    }
-    provenance = {
-        "source": plan.source,
-        plan.source: plan.source_name,
-        f"{plan.source}_sha256": plan.source_version,
-        "policy": str(plan.policy_path),
-        "policy_sha256": plan.policy_sha256,
-        **{
-            arm: {
-                "endpoint": plan.endpoints[arm].name,
-                "served_model": plan.endpoints[arm].model,
-                "weights_digest": plan.endpoints[arm].resolved_digest(),
-                "tokenizer_digest": plan.endpoints[arm].resolved_tokenizer_digest(),
-                "registered_version": versions[arm],
-            }
-            for arm in ARMS
-        },
-        "registered_model": plan.registered_model,
-        "seed": plan.seed,
-        "aire_version": aire.__version__,
-        "code_version": plan.params["code_version"],
-    }
-    title = f"{plan.endpoints['challenger'].name} vs {plan.endpoints['champion'].name} on {plan.source_name}"
-    plan.out_dir.mkdir(parents=True, exist_ok=True)
-    # A decision.json left from an earlier gate in this folder must not outlive a failed one: CI reads it.
-    (plan.out_dir / DECISION_FILE).unlink(missing_ok=True)
-    write_report(
-        plan.out_dir,
-        title=title,
-        decision=decision,
-        comparison=comparison,
-        latency=data.latency,
-        provenance=provenance,
-        sequential=seq,
-        champion_name=plan.endpoints["champion"].name,
-        challenger_name=plan.endpoints["challenger"].name,
-    )
-    aggregations = {k: ev.spec.aggregations for k, ev in plan.evaluators.items()}
-    summaries = {arm: summarise(stored[arm], aggregations) for arm in ARMS}
-    try:
-        mlflow_run_id = tracking.log_comparison(
-            plan.settings,
-            run_name=title,
-            params=plan.params,
-            decision=decision,
-            comparison=comparison,
-            arms={
-                arm: tracking.ArmRecord(
-                    run_name=f"{arm}: {plan.endpoints[arm].name}",
-                    params={**plan.params, "arm": arm, "endpoint": plan.endpoints[arm].identity()},
-                    summary=summaries[arm],
-                    rows=stored[arm],
-                    store_run_id=plan.runs[arm],
-                )
-                for arm in ARMS
-            },
-            samples={s.id: s for s in plan.samples},
-            score_keys=list(plan.evaluators),
-            files=[plan.out_dir / "report.md", plan.out_dir / "latency.png"],
-            decision_body=lambda run_id: _decision_record(
-                plan, decision, comparison, seq, provenance, run_id
-            ).as_json_dict(),
-        )
-    except Exception:
-        for arm in ARMS:
-            plan.store.set_status(plan.runs[arm], FAILED)
-        raise
-    write_decision(
-        plan.out_dir / DECISION_FILE, _decision_record(plan, decision, comparison, seq, provenance, mlflow_run_id)
-    )
-    for arm in ARMS:
-        plan.store.set_status(plan.runs[arm], FINISHED, mlflow_run_id=mlflow_run_id)
-    return ShadowResult(
-        verdict=decision.verdict,
-        reasons=decision.reasons,
-        rules=decision.rules,
-        exit_code=decision.verdict.exit_code,
-        out_dir=str(plan.out_dir),
-        mlflow_run_id=mlflow_run_id,
-        tracking_uri=plan.settings.resolved_tracking_uri,
-        n_pairs=comparison.counts.n_pairs,
-        n_requested=n_requested,
-        resumed=plan.resumed,
-        sequential=seq,
-        registry=RegistryRef(model=plan.registered_model, **{f"{arm}_version": versions[arm] for arm in ARMS}),
-    )
-
-
-def _decision_record(
-    plan: ShadowPlan,
-    decision: Decision,
-    comparison: Comparison,
-    seq: SequentialInfo | None,
-    provenance: dict[str, Any],
-    mlflow_run_id: str,
-) -> DecisionRecord:
-    """decision.json: what CI and ``aire promote --decision`` read."""
-    return DecisionRecord.of(
-        decision,
-        counts=comparison.counts,
-        metrics={k: m.evidence for k, m in comparison.metrics.items()},
-        sequential=seq,
-        provenance=_finite(provenance),
-        registry=RegistryRef(
-            model=plan.registered_model,
-            champion_version=provenance["champion"]["registered_version"],
-            challenger_version=provenance["challenger"]["registered_version"],
-        ),
-        mlflow=MlflowRef(run_id=mlflow_run_id, tracking_uri=plan.settings.resolved_tracking_uri),
-    )
+    active.keep(plan.id, plan)
+    return plan

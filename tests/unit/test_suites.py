@@ -9,7 +9,7 @@ import pytest
 
 from aire.core.errors import SuiteError
 from aire.data.suites import Floor, load_suite, suite_version
-from aire.run.offline import bind_evaluator
+from aire.run import bind_evaluator
 
 REPO = Path(__file__).resolve().parents[2]
 DATASETS = REPO / "datasets"
