@@ -28,13 +28,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import special
 
 from aire.gate.evidence import PairedData, compare
 from aire.gate.policy import Counts, Policy, Rule, Verdict, decide
 from aire.ops.processes import free_port
 from aire.run.looks import look_comparison
 from aire.stats.sequential import fixed_n_plan
+from aire.testing.simulation import latent_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -44,9 +44,7 @@ POLICY = Policy(alpha=ALPHA, n_min=N_MIN, rules=[Rule(metric="em/mean", kind="no
 
 def pairs(rng: np.random.Generator, n: int, p_a: float, p_b: float) -> tuple[np.ndarray, np.ndarray]:
     """0/1 scores of two models on the same inputs: correct where a shared latent difficulty allows."""
-    z = rng.standard_normal((n, 2))
-    w = RHO * z[:, 0] + math.sqrt(1 - RHO * RHO) * z[:, 1]
-    return (z[:, 0] < special.ndtri(p_a)).astype(float), (w < special.ndtri(p_b)).astype(float)
+    return latent_pairs(rng, n, p_a, p_b, RHO)
 
 
 def _data(a: np.ndarray, b: np.ndarray) -> PairedData:

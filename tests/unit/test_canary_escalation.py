@@ -19,13 +19,13 @@ from functools import cache
 
 import numpy as np
 import pytest
-from scipy import special
 
 from aire.core.settings import Settings
 from aire.gate.evidence import PairedData
 from aire.gate.policy import Counts, Policy, Rule, Verdict
 from aire.monitor.escalation import CanaryState, escalate
 from aire.monitor.judge import _canary_policy, judge_canary
+from aire.testing.simulation import latent_pairs, tables
 
 METRIC = "exact_match/mean"
 RHO = 0.7
@@ -69,10 +69,7 @@ def _judge(n: int, both: int, only_base: int, only_now: int) -> tuple[Verdict, V
 def _tables(rng: np.random.Generator, shape: tuple[int, ...], n: int, p_base: float, p_now: float) -> np.ndarray:
     """Paired 0/1 scores of ``n`` inputs per canary, reduced to (both right, only baseline right, only
     production right): shape + (3,)."""
-    z1 = rng.standard_normal((*shape, n))
-    z2 = RHO * z1 + math.sqrt(1 - RHO**2) * rng.standard_normal((*shape, n))
-    base, now = z1 < special.ndtri(p_base), z2 < special.ndtri(p_now)
-    return np.stack([(base & now).sum(-1), (base & ~now).sum(-1), (~base & now).sum(-1)], axis=-1)
+    return tables(*latent_pairs(rng, (*shape, n), p_base, p_now, RHO))
 
 
 def _first_rollback(verdicts: list[tuple[Verdict, Verdict]], confirmations: int) -> int | None:

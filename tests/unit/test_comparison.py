@@ -16,15 +16,12 @@ from aire.stats.paired import (
     percentile_differences,
     unpaired,
 )
+from aire.testing.simulation import mixture_pairs
 
 ALPHA = 0.05
 
 
-def correlated_pair(rng: np.random.Generator, n: int, p_a: float, p_b: float, keep: float = 0.8):
-    """0/1 scores of two models on the same n inputs: the same input is easy or hard for both."""
-    u = rng.random(n)
-    v = np.where(rng.random(n) < keep, u, rng.random(n))
-    return (u < p_a).astype(float), (v < p_b).astype(float)
+correlated_pair = mixture_pairs  # 0/1 scores of two models on the same inputs (aire.testing.simulation)
 
 
 def mc_tolerance(rate: float, sims: int) -> float:
@@ -268,7 +265,7 @@ def test_latency_percentile_bounds_cover_a_heavier_challenger_tail(monkeypatch: 
     sims, n, qs = 1000, 368, [0.95, 0.99]
     z = stats.norm.ppf(qs)
     true_diff, true_ratio = 100 * np.exp(0.6 * z) - 100 * np.exp(0.4 * z), np.exp(0.2 * z)
-    z1 = rng.standard_normal((sims, n))
+    z1 = rng.standard_normal((sims, n))  # continuous latencies, so not aire.testing.simulation's 0/1 pairs
     z2 = 0.7 * z1 + math.sqrt(1 - 0.49) * rng.standard_normal((sims, n))
     a, b = 100 * np.exp(0.4 * z1), 100 * np.exp(0.6 * z2)
     # [quantile, difference / ratio, lower bound above the truth / upper bound below it]

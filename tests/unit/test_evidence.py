@@ -11,6 +11,7 @@ import pytest
 from aire.gate.evidence import PairedData, compare
 from aire.gate.policy import Counts, MetricEvidence, Policy, Rule, Verdict, decide
 from aire.stats.sequential import fixed_n_plan
+from aire.testing.simulation import mixture_pairs
 
 ALPHA = 0.05
 NI = Rule(metric="em/mean", kind="non_inferiority", margin=0.03)
@@ -18,9 +19,7 @@ NI = Rule(metric="em/mean", kind="non_inferiority", margin=0.03)
 
 def correlated(rng: np.random.Generator, n: int, p_a: float, p_b: float) -> tuple[np.ndarray, np.ndarray]:
     """0/1 scores of two models on the same inputs: mostly right and wrong on the same items."""
-    u = rng.random(n)
-    v = np.where(rng.random(n) < 0.8, u, rng.random(n))
-    return (u < p_a).astype(float), (v < p_b).astype(float)
+    return mixture_pairs(rng, n, p_a, p_b, keep=0.8)
 
 
 def data(a: np.ndarray, b: np.ndarray, **kw: object) -> PairedData:

@@ -10,6 +10,7 @@ import pytest
 from aire.core.errors import EXIT_ERROR, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
 from aire.gate.policy import Counts, Interval, MetricEvidence, Policy, PolicyError, Rule, Verdict, decide, load_policy
 from aire.stats.paired import paired_t
+from aire.testing.simulation import mixture_pairs
 
 REPO = Path(__file__).resolve().parents[2]
 NI = Rule(metric="em/mean", kind="non_inferiority", margin=0.03)
@@ -104,9 +105,7 @@ def test_aa_simulation_never_fails_more_than_alpha_and_small_n_never_passes() ->
     margin_zero = Rule(metric="em/mean", kind="non_inferiority", margin=0.0)
     for i in range(sims):
         n = 400 if i % 2 == 0 else 40
-        u = rng.random(n)
-        v = np.where(rng.random(n) < 0.8, u, rng.random(n))
-        a, b = (u < 0.9).astype(float), (v < 0.9).astype(float)
+        a, b = mixture_pairs(rng, n, 0.9, 0.9, keep=0.8)
         d = paired_t(a, b) if (a != b).any() else None
         delta = (
             Interval(value=0.0, ci_low=0.0, ci_high=0.0)

@@ -12,6 +12,7 @@ from scipy import stats
 
 from aire.gate.policy import Verdict
 from aire.stats.sequential import confidence_sequence, fixed_n_plan
+from aire.testing.simulation import mixture_pairs
 
 ALPHA = 0.05
 SIMS = 1000
@@ -61,9 +62,7 @@ def sequential_non_inferiority(
 
 
 def pair(rng: np.random.Generator, n: int, p_a: float, p_b: float) -> tuple[np.ndarray, np.ndarray]:
-    u = rng.random(n)
-    v = np.where(rng.random(n) < 0.8, u, rng.random(n))
-    return (u < p_a).astype(float), (v < p_b).astype(float)
+    return mixture_pairs(rng, n, p_a, p_b, keep=0.8)
 
 
 def test_aa_with_peeking_at_every_batch_fails_at_most_alpha() -> None:
