@@ -8,13 +8,13 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from aire.cli.app import app, main
+    from aire.cli.app import main
 
 _WHERE = {
-    "app": "app",
     "main": "app",
 }
-__all__ = ["app", "main"]
+# Not `app` (the typer object): it would clash with the submodule aire.cli.app; import it from there.
+__all__ = ["main"]
 
 
 def __getattr__(name: str) -> Any:

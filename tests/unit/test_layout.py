@@ -141,3 +141,16 @@ def test_each_stage_exports_what_it_names() -> None:
         package = importlib.import_module(f"aire.{stage}")
         for name in package.__all__:
             assert getattr(package, name) is not None, f"aire.{stage}.{name}"
+
+
+def test_no_stage_exports_a_name_that_is_also_its_submodule() -> None:
+    """Importing ``aire.run.replay`` (the module) sets the package attribute ``replay``, shadowing an
+    exported function of that name: ``from aire.run import replay`` would then return the module."""
+    import importlib
+
+    clashes = []
+    for stage in RANK:
+        package = importlib.import_module(f"aire.{stage}")
+        submodules = {p.stem for p in (ROOT / "aire" / stage).iterdir() if p.suffix == ".py" or p.is_dir()}
+        clashes += [f"aire.{stage}.{name}" for name in package.__all__ if name in submodules]
+    assert not clashes, clashes
