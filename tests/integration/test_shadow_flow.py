@@ -22,7 +22,8 @@ from aire.core.settings import get_settings
 from aire.store.store import FINISHED, Store
 from tests.conftest import REPO, fake_process, run_ids, server_stats, stop_process, write_config
 
-pytestmark = pytest.mark.integration
+# Each test runs on both store backends (SQLite, PostgreSQL): aire_store in tests/conftest.py.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("aire_store")]
 AIRE = str(Path(sys.executable).parent / "aire")
 
 # A policy the fake servers can meet: latency rules loose enough for a loaded 2-core CI box.
