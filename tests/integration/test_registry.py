@@ -80,19 +80,38 @@ def test_two_concurrent_promotions_cannot_both_win(aire_env: Path) -> None:
     assert [m.previous_version for m in moves] == [None, *(m.version for m in moves[:-1])]
 
 
+def _decision(path: Path, verdict: str, model: str, version: str) -> None:
+    """A decision.json as `aire gate` writes it (aire.gate.record), with the verdict under test."""
+    from aire.gate.policy import Counts, Decision
+    from aire.gate.record import DecisionRecord, MlflowRef, RegistryRef, write_decision
+
+    decision = Decision(verdict=verdict, reasons=["test"], rules=[], policy_name="test")
+    write_decision(
+        path,
+        DecisionRecord.of(
+            decision,
+            counts=Counts(n_pairs=200),
+            metrics={},
+            sequential=None,
+            provenance={},
+            registry=RegistryRef(model=model, challenger_version=version),
+            mlflow=MlflowRef(run_id="r", tracking_uri="sqlite:///m.db"),
+        ),
+    )
+
+
 def test_promote_and_history_commands(aire_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import json
 
     from aire.cli.app import main
 
     settings = get_settings()
     version = register(settings, "cli-lm", endpoint("champion", "sha-cli"))
     decision = tmp_path / "decision.json"
-    decision.write_text(json.dumps({"verdict": "INCONCLUSIVE"}))
+    _decision(decision, "INCONCLUSIVE", "cli-lm", version)
     argv = ["promote", "--model", "cli-lm", "--alias", "production", "--version", version]
     assert main([*argv, "--decision", str(decision)]) == 1  # refused: not a PASS
     assert main([*argv, "--force"]) == 3  # a forced move needs a reason
-    decision.write_text(json.dumps({"verdict": "PASS"}))
+    _decision(decision, "PASS", "cli-lm", version)
     assert main([*argv, "--decision", str(decision)]) == 0
     assert main([*argv, "--decision", str(decision)]) == 0
     out = capsys.readouterr().out
