@@ -8,6 +8,7 @@ because importing it costs seconds and most commands never record anything.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,10 +32,27 @@ if TYPE_CHECKING:
 MAX_PARAM_LEN = 6000
 
 
+_READY: set[str] = set()  # SQLite tracking stores this process has seen created and migrated
+
+
 def client(settings: Settings) -> MlflowClient:
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=settings.resolved_tracking_uri)
+    uri = settings.resolved_tracking_uri
+    if not uri.startswith("sqlite:///") or uri in _READY:
+        return MlflowClient(tracking_uri=uri)
+    # MLflow creates and migrates a new SQLite database on first use without a lock: two aire
+    # commands starting together on a fresh home collide ("table _alembic_tmp_experiments already
+    # exists"). The first use happens here, one process at a time.
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        mc = MlflowClient(tracking_uri=uri)
+        mc.search_experiments(max_results=1)
+        mc.search_registered_models(max_results=1)  # the registry's store migrates on its own first use
+    _READY.add(uri)
+    return mc
 
 
 def experiment_id(settings: Settings, mlflow_client: MlflowClient) -> str:

@@ -45,3 +45,20 @@ def test_a_tracking_store_that_cannot_be_used_is_a_tracking_error(tmp_path: Path
     bad = Settings(home=tmp_path, mlflow_tracking_uri="nope://tracking")
     with pytest.raises(TrackingError, match="MLflow at nope://tracking"), recording(bad) as runs:
         runs.start("x", {})
+
+
+def _first_use(home: str) -> str:
+    from aire.tracking.runs import recording
+
+    with recording(Settings(home=Path(home), mlflow_experiment="race")) as runs:
+        return runs.start("r", {})
+
+
+def test_two_processes_starting_together_on_a_new_tracking_store_both_record(tmp_path: Path) -> None:
+    """MLflow migrates a new SQLite database on first use without a lock; aire takes one."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        run_ids = pool.map(_first_use, [str(tmp_path / "home")] * 2)
+    settings = Settings(home=tmp_path / "home")
+    assert len(set(run_ids)) == 2 and all(_status(settings, r) == "FINISHED" for r in run_ids)
