@@ -23,6 +23,7 @@ from aire.monitor import (
     MonitorResult,
     TrafficResult,
     canary,
+    canary_suite,
     check_traffic,
     now_utc,
     resolve_production,
@@ -80,7 +81,7 @@ def respond_task(
 @flow(name="monitor", log_prints=True)
 async def monitor(
     model: str | None = None,
-    suite: str = "arith",
+    suite: str | None = None,
     canary_size: int | None = None,
     logs: str | None = None,
     window_s: float = 3600.0,
@@ -92,6 +93,7 @@ async def monitor(
     settings = get_settings()
     model = model or settings.registered_model
     version, endpoint = resolve_production(settings, model)
+    suite = canary_suite(settings, model, version, suite)  # --suite, else the suite it was gated on
     log_dir = Path(logs) if logs else settings.resolved_home() / "logs"
     probe_id = f"{flow_run.id or uuid.uuid4().hex}:canary"
     canary_result = await canary_task(

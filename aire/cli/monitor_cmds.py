@@ -16,7 +16,9 @@ from aire.core.settings import get_settings
 
 def monitor_cmd(
     model: Annotated[str | None, typer.Option(help="Registered model. [default: AIRE_REGISTERED_MODEL]")] = None,
-    suite: Annotated[str, typer.Option(help="Golden suite for the canary.")] = "arith",
+    suite: Annotated[
+        str | None, typer.Option(help="Golden suite for the canary. [default: the suite production was gated on]")
+    ] = None,
     canary_size: Annotated[
         int | None,
         typer.Option(
@@ -61,7 +63,9 @@ def schedule_cmd(
     interval: Annotated[float | None, typer.Option(min=5, help="Run the monitor every N seconds.")] = None,
     cron: Annotated[str | None, typer.Option(help="Or on a cron schedule, e.g. '*/15 * * * *'.")] = None,
     model: Annotated[str | None, typer.Option(help="Registered model. [default: AIRE_REGISTERED_MODEL]")] = None,
-    suite: Annotated[str, typer.Option(help="Golden suite for the canary.")] = "arith",
+    suite: Annotated[
+        str | None, typer.Option(help="Golden suite for the canary. [default: the suite production was gated on]")
+    ] = None,
     canary_size: Annotated[int | None, typer.Option(min=1, help="[default: AIRE_CANARY_SIZE, 300]")] = None,
     window: Annotated[float, typer.Option(min=1, help="Current window, seconds.")] = 3600.0,
     reference: Annotated[float, typer.Option(min=1, help="Reference window, seconds.")] = 86400.0,

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from aire.monitor.escalation import CanaryState, escalate
     from aire.monitor.judge import judge_canary
     from aire.monitor.metrics import MonitorMetrics, merge_textfiles, quantile_label, textfile_registry
-    from aire.monitor.production import resolve_production
+    from aire.monitor.production import canary_suite, resolve_production
     from aire.monitor.respond import respond_and_record
     from aire.monitor.results import CanaryResult, MonitorResult, TrafficResult
     from aire.monitor.slo import DEFAULT_SLOS, DEFAULT_WINDOWS, SLO, burn_rates, duration_label, evaluate_slos, events
@@ -51,6 +51,7 @@ _WHERE = {
     "check_traffic": "traffic",
     "judge_canary": "judge",
     "now_utc": "traffic",
+    "canary_suite": "production",
     "resolve_production": "production",
     "respond_and_record": "respond",
     "DEFAULT_SLOS": "slo",
@@ -76,6 +77,7 @@ __all__ = [
     "ValidationReport",
     "burn_rates",
     "canary",
+    "canary_suite",
     "charset",
     "check_traffic",
     "chi2_homogeneity",

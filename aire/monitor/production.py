@@ -29,3 +29,19 @@ def resolve_production(settings: Settings, model: str) -> tuple[str, EndpointCon
     if not name:
         raise MonitorError(f"v{version} of {model} has no 'endpoint' tag: register it with aire gate")
     return version, load_config(settings.config, settings.models_dir).endpoint(name)
+
+
+def canary_suite(settings: Settings, model: str, version: str, suite: str | None) -> str:
+    """The golden suite of the canary: ``suite`` when given, else the one ``version`` was gated on
+    (its registry ``suite`` tag, written by aire gate)."""
+    if suite:
+        return suite
+    from aire.tracking.runs import client
+
+    recorded = client(settings).get_model_version(model, version).tags.get("suite")
+    if not recorded:
+        raise MonitorError(
+            f"no suite for the canary: give --suite (v{version} of {model} was not gated on a suite, "
+            "so its registry version does not name one)"
+        )
+    return recorded

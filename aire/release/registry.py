@@ -40,8 +40,19 @@ class Move(BaseModel):
     at: datetime
 
 
-def register(settings: Settings, model: str, endpoint: EndpointConfig, tokenizer_digest: str | None = None) -> str:
-    """The version of ``model`` for this endpoint's weights; created once (idempotent by digest)."""
+def register(
+    settings: Settings,
+    model: str,
+    endpoint: EndpointConfig,
+    tokenizer_digest: str | None = None,
+    *,
+    suite: str | None = None,
+) -> str:
+    """The version of ``model`` for this endpoint's weights; created once (idempotent by digest).
+
+    ``suite``: the golden suite it was gated on, kept as the version's ``suite`` tag: the monitor's
+    canary probes production with it unless told otherwise (the latest gate's suite wins).
+    """
     from mlflow.exceptions import MlflowException
 
     mc = client(settings)
@@ -60,8 +71,12 @@ def register(settings: Settings, model: str, endpoint: EndpointConfig, tokenizer
     identity = ("weights_digest",) if digest else ("served_model", "base_url", "model_version")
     for mv in mc.search_model_versions(f"name = '{model}'"):
         if all(mv.tags.get(k) == tags[k] for k in identity):
+            if suite and mv.tags.get("suite") != suite:
+                mc.set_model_version_tag(model, str(mv.version), "suite", suite)
             return str(mv.version)
-    mv = mc.create_model_version(model, source=f"{endpoint.base_url}#{endpoint.model}", tags=tags)
+    mv = mc.create_model_version(
+        model, source=f"{endpoint.base_url}#{endpoint.model}", tags={**tags, **({"suite": suite} if suite else {})}
+    )
     return str(mv.version)
 
 

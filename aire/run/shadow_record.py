@@ -109,7 +109,11 @@ async def finalise_shadow(plan_id: str, *, n_requested: int, looks: list[Look]) 
 
     versions = {
         arm: registry.register(
-            plan.settings, plan.registered_model, plan.endpoints[arm], plan.endpoints[arm].resolved_tokenizer_digest()
+            plan.settings,
+            plan.registered_model,
+            plan.endpoints[arm],
+            plan.endpoints[arm].resolved_tokenizer_digest(),
+            suite=plan.source_name if plan.source == "suite" else None,
         )
         for arm in ARMS
     }

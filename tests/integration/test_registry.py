@@ -121,3 +121,18 @@ def test_promote_and_history_commands(aire_env: Path, tmp_path: Path, capsys: py
     assert main(["history", "cli-lm"]) == 0
     out = capsys.readouterr().out
     assert "production" in out and "PASS" in out
+
+
+def test_the_gated_suite_is_the_canarys_default(aire_env: Path) -> None:
+    """aire gate records the suite on the registry version; the monitor probes production with it."""
+    from aire.monitor.production import MonitorError, canary_suite
+
+    settings = get_settings()
+    v = register(settings, "suite-lm", endpoint("champion", "sha-suite"), suite="arith")
+    assert canary_suite(settings, "suite-lm", v, None) == "arith"
+    assert canary_suite(settings, "suite-lm", v, "other") == "other"  # --suite wins
+    assert register(settings, "suite-lm", endpoint("champion", "sha-suite"), suite="arith-chat") == v
+    assert canary_suite(settings, "suite-lm", v, None) == "arith-chat"  # the latest gate's suite
+    bare = register(settings, "suite-lm", endpoint("champion", "sha-traffic"))  # gated on traffic: no suite
+    with pytest.raises(MonitorError, match="give --suite"):
+        canary_suite(settings, "suite-lm", bare, None)
