@@ -24,7 +24,7 @@ if TYPE_CHECKING:
         sending,
     )
     from aire.run.pairs import paired_data, run_pairs, send_shard, sending_pairs, warm_up
-    from aire.run.replay import replay
+    from aire.run.replay_traffic import replay
     from aire.run.setup import (
         bind_evaluator,
         check_endpoints,
@@ -57,7 +57,7 @@ _WHERE = {
     "send_shard": "pairs",
     "sending_pairs": "pairs",
     "warm_up": "pairs",
-    "replay": "replay",
+    "replay": "replay_traffic",
     "bind_evaluator": "setup",
     "check_endpoints": "setup",
     "code_version": "setup",
