@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from aire.core.errors import ConfigError, did_you_mean
+from aire.core.errors import ConfigError, did_you_mean, from_validation
 from aire.core.yamlfile import read_mapping
 
 
@@ -119,9 +119,7 @@ def load_config(path: Path, models_dir: Path) -> AireConfig:
         try:
             ep = EndpointConfig.model_validate({**(body or {}), "name": str(name)})
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(err["msg"], path=path, field=f"endpoints.{name}.{loc}") from None
+            raise from_validation(exc, ConfigError, path=path, prefix=("endpoints", name)) from None
         if ep.serve is not None:
             if ep.serve.model_path is None:
                 ep.serve.model_path = models_dir / str(name)
