@@ -33,7 +33,7 @@ from pydantic import BaseModel, ValidationError
 from aire.core.errors import InputError, did_you_mean
 from aire.core.plugins import EntryPointGroup, PluginError, describe
 from aire.core.types import Completion, Sample, Score
-from aire.stats.intervals import AGGREGATIONS
+from aire.stats import AGGREGATION_NAMES
 from evaluators.options import OptionError, OptionsValidator, build_options_model, option_errors, values
 
 __all__ = [
@@ -50,8 +50,8 @@ __all__ = [
     "registry",
 ]
 
-# What the summary code computes (aire.stats.intervals.AGGREGATIONS); a declaration must name real ones.
-KNOWN_AGGREGATIONS: Final[tuple[str, ...]] = tuple(AGGREGATIONS)
+# What the summary code computes (aire.stats.AGGREGATION_NAMES); a declaration must name real ones.
+KNOWN_AGGREGATIONS: Final[tuple[str, ...]] = AGGREGATION_NAMES
 
 # Names end up in metric keys ``evaluator/aggregation[/slice]`` and in MLflow metric names, so no
 # slash and nothing MLflow would reject.

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from aire.stats.sequential import Look, SequentialInfo, confidence_sequence, fixed_n_plan, intersect, split_alpha
     from aire.stats.summary import summarise
 
+# The aggregations a summary computes (aire.stats.intervals.AGGREGATIONS has exactly these keys, in
+# this order: tests/unit/test_evaluators.py). A constant here so that the evaluator registry can check
+# names without importing scipy.
+AGGREGATION_NAMES = ("mean", "median", "sum", "min", "max", "p50", "p90", "p95", "p99")
+
 _WHERE = {
     "mean_ci": "intervals",
     "quantile_ci": "intervals",

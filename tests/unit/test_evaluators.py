@@ -105,7 +105,10 @@ def test_import_registers_every_builtin_with_direction_and_aggregations() -> Non
 
 
 def test_known_aggregations() -> None:
+    from aire.stats.intervals import AGGREGATIONS
+
     assert KNOWN_AGGREGATIONS == ("mean", "median", "sum", "min", "max", "p50", "p90", "p95", "p99")
+    assert tuple(AGGREGATIONS) == KNOWN_AGGREGATIONS  # the names the registry checks are what summaries compute
 
 
 def test_package_reexports() -> None:
