@@ -129,11 +129,11 @@ async def canary(
     judged = judge_canary(policy, PairedData(ids=paired, quality=quality, counts=counts), len(chosen))
     # The run of FAILs this canary may extend: this version's newest canaries since it last took
     # production (only the newest confirmations - 1 can matter).
-    since = history.production_since(store, model, str(version))
+    since = store.production_since(model, str(version))
     earlier = history.recent_version_canaries(
         store, loaded.name, identity, exclude=run.id, limit=max(0, policy.canary_confirmations - 1)
     )
-    previous = [r.params.get("verdict") for r in earlier if since is None or history.utc(r.created_at) >= since]
+    previous = [r.params.get("verdict") for r in earlier if since is None or r.created_at >= since]
     escalation = escalate(
         judged.decision.verdict,
         judged.severe.verdict,
@@ -141,8 +141,7 @@ async def canary(
         confirmations=policy.canary_confirmations,
     )
     # The verdicts go with the run, for the next canaries of this version to read; then it counts.
-    history.set_params(
-        store,
+    store.set_params(
         run.id,
         {
             **run.params,

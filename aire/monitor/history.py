@@ -3,7 +3,6 @@ which runs a canary compares with, resumes, counts or reads its escalation from.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -40,19 +39,3 @@ def recent_version_canaries(
 ) -> list[RunRow]:
     """The newest finished canaries of this version, newest first (at most ``limit``), without ``exclude``."""
     return store.finished_runs(suite, **_version(identity), exclude_id=exclude, limit=limit)
-
-
-def production_since(store: Store, model: str, version: str) -> datetime | None:
-    """When this version last took ``production`` (alias history): a run of FAILs starts over after a
-    rollback and a re-promotion. None when the history has no such move."""
-    return store.production_since(model, version)
-
-
-def set_params(store: Store, run_id: str, params: dict[str, Any]) -> None:
-    """Replace a run's params (the canary adds its verdicts to its run, for the next canaries to read)."""
-    store.set_params(run_id, params)
-
-
-def utc(at: datetime) -> datetime:
-    """A stored time as an aware UTC one: SQLite returns naive UTC."""
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

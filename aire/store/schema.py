@@ -11,7 +11,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"  # runs.status
@@ -20,6 +20,17 @@ OPEN, CLEARED = "open", "cleared"  # incidents.status
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware time that reads back aware on every backend: SQLite drops the offset and
+    returns naive UTC, PostgreSQL keeps it. The same DDL as ``DateTime(timezone=True)``."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        return value if value is None or value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):
@@ -40,8 +51,8 @@ class RunRow(Base):
     n_samples: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default=RUNNING)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class ResultRow(Base):
@@ -67,7 +78,7 @@ class ResultRow(Base):
     # NaN is not valid JSON: unscored values are stored as null and read back as NaN.
     scores_json: Mapped[dict[str, float | None]] = mapped_column(JSON, default=dict)
     explanations: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc)
 
     @property
     def scores(self) -> dict[str, float]:
@@ -94,7 +105,7 @@ class AliasMove(Base):
     forced: Mapped[bool] = mapped_column(default=False)
     reason: Mapped[str] = mapped_column(Text, default="")
     actor: Mapped[str] = mapped_column(String(200), default="")
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc)
 
 
 class IncidentRow(Base):
@@ -115,7 +126,7 @@ class IncidentRow(Base):
     rolled_back_to: Mapped[str | None] = mapped_column(String(32), nullable=True)
     actuator: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
-    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     cleared_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     clear_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, update
@@ -52,10 +52,6 @@ __all__ = [
     "SampleResult",
     "Store",
 ]
-
-
-def _utc(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # SQLite returns naive UTC
 
 
 class Store:
@@ -245,7 +241,7 @@ class Store:
                 .order_by(AliasMove.at.desc(), AliasMove.id.desc())
                 .limit(1)
             ).first()
-        return None if at is None else _utc(at)
+        return at
 
     # -- incidents ----------------------------------------------------------------------------
     def open_incident(
