@@ -211,10 +211,6 @@ def _load_spec(path: Path) -> SuiteSpec:
         raise from_validation(exc, SuiteError, path=path) from None
 
 
-def _jsonl_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    return list(read_jsonl(path, error=SuiteError))
-
-
 def _dataset_rows(
     folder: Path, spec: SuiteSpec, cache_root: Path | None = None
 ) -> tuple[Path, list[tuple[int, dict[str, Any]]]]:
@@ -345,7 +341,8 @@ def _inspect(
             validate_evaluator(ref, spec_path, f"evaluators[{i}]")
     floors = _parse_floors(spec, spec_path)
     if spec.dataset is None:
-        path, numbered = folder / SAMPLES_FILE, _jsonl_rows(folder / SAMPLES_FILE)
+        path = folder / SAMPLES_FILE
+        numbered = list(read_jsonl(path, error=SuiteError))
     else:
         path, numbered = _dataset_rows(folder, spec, cache_root)
     return folder, spec, floors, _validate_rows(path, spec, numbered)
