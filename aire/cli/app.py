@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     # MLflow configures its own logger at import and chatters about migrations on a new database.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if argv is None:  # a command from the shell, not a call from a test or a notebook
+        from aire.tracking.recorder import enable
+
+        enable()
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="aire", standalone_mode=False)

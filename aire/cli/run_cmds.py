@@ -25,8 +25,9 @@ def run_offline(
     from aire.cli.console import RichReporter, console, floors_lines, summary_table
     from aire.core import set_reporter
     from aire.run import preflight
-    from aire.tracking import ui_command
+    from aire.tracking import start_recorder, ui_command
 
+    start_recorder(get_settings())  # MLflow's import and store set-up overlap the run, on the other core
     asyncio.run(preflight(get_settings(), suite=suite, endpoint=endpoint, base_url=base_url, model=model))
     from flows.offline import offline_benchmark  # imports prefect: seconds, so only after the checks
 

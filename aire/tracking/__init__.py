@@ -9,14 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from aire.tracking.report import metric_rows
-    from aire.tracking.runs import client, ui_command
+    from aire.tracking.runs import client, start_recorder, ui_command
 
 _WHERE = {
     "metric_rows": "report",
     "client": "runs",
     "ui_command": "runs",
+    "start_recorder": "runs",
 }
-__all__ = ["client", "metric_rows", "ui_command"]
+__all__ = ["client", "metric_rows", "start_recorder", "ui_command"]
 
 
 def __getattr__(name: str) -> Any:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from aire.core.errors import TrackingError
 from aire.core.settings import Settings
 from aire.core.types import Sample, Summary
+from aire.tracking import recorder
+from aire.tracking.recorder import recorded
 from aire.tracking.report import markdown
 
 if TYPE_CHECKING:
@@ -53,6 +55,12 @@ def client(settings: Settings) -> MlflowClient:
         mc.search_registered_models(max_results=1)  # the registry's store migrates on its own first use
     _READY.add(uri)
     return mc
+
+
+def start_recorder(settings: Settings) -> recorder.Recorder | None:
+    """Start the recorder process of a command that will record (aire.tracking.recorder): it imports
+    mlflow and opens this tracking store while the command goes on."""
+    return recorder.start_recorder(lambda: client(settings))
 
 
 def experiment_id(settings: Settings, mlflow_client: MlflowClient) -> str:
@@ -196,6 +204,7 @@ def _log_results(
     mc.log_text(run_id, markdown(run_name, flatten(params), summary, floors), "report.md")
 
 
+@recorded  # in the recorder process when the command started one (aire.tracking.recorder)
 def log_offline_run(
     settings: Settings,
     *,
