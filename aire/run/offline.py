@@ -54,6 +54,9 @@ class OfflineResult(BaseModel):
     n_samples: int
     n_requested: int  # by this invocation; fewer than n_samples when a run was resumed
     execution_s: float  # first request sent -> last row committed, for this invocation
+    # This process's CPU seconds in that window (all threads): what the client takes from a server
+    # sharing the machine. 0.0 in results recorded before it was measured.
+    execution_cpu_s: float = 0.0
     resumed: bool
     summary: Summary
     floors: list[FloorResult]
@@ -77,6 +80,7 @@ class OfflinePlan:
     params: dict[str, Any] = field(default_factory=dict)
     target: Target | None = None  # open while the shards are sent (``sending``)
     execution_s: float = 0.0  # first request sent -> last row committed, measured by ``sending``
+    execution_cpu_s: float = 0.0  # this process's CPU seconds in that window
 
     @property
     def id(self) -> str:
@@ -195,7 +199,7 @@ async def sending(plan: OfflinePlan) -> AsyncIterator[None]:
     progress = reporter()
     n = len(plan.suite.samples)
     progress.start(total=n, completed=n - len(plan.pending), description=f"{plan.suite.name} @ {plan.endpoint.name}")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     generation = plan.suite.spec.generation
     try:
         async with open_target(
@@ -211,6 +215,7 @@ async def sending(plan: OfflinePlan) -> AsyncIterator[None]:
     finally:
         plan.target = None
         plan.execution_s = time.perf_counter() - started
+        plan.execution_cpu_s = time.process_time() - cpu
         progress.stop()
 
 
@@ -291,6 +296,7 @@ def finalise(plan_id: str) -> OfflineResult:
         n_samples=len(rows),
         n_requested=len(plan.pending),
         execution_s=plan.execution_s,
+        execution_cpu_s=plan.execution_cpu_s,
         resumed=plan.resumed,
         summary=summary,
         floors=floors,

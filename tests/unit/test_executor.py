@@ -150,6 +150,8 @@ async def test_offline_shards_by_id_and_a_resumed_run_sends_only_what_failed(set
             failed = sum([await run_shard(plan.id, i) for i in range(len(plan.shards()))])
         assert s.requests == 20 and failed == 5
         assert len(plan.store.results(plan.run_id)) == 20
+        # The request phase is timed in wall and CPU seconds; CPU cannot exceed wall by much on one thread.
+        assert 0 < plan.execution_cpu_s < plan.execution_s + 0.5
 
         s.faults = None
         again = await prepare(settings, **kw)
