@@ -425,7 +425,7 @@ def test_every_aire_dashboard_query_has_data(prometheus: Prometheus) -> None:
 
 def test_burn_alerts_in_prometheus_agree_with_aire_slo_report(prometheus: Prometheus, exported: Exported) -> None:
     """alerts.yml evaluated by Prometheus on the exported burn rates fires exactly the pairs that aire's own
-    SLO report (aire/slo.py) fires, wherever the report had enough events to judge."""
+    SLO report (aire/monitor/slo.py) fires, wherever the report had enough events to judge."""
     expected, judged = set(), set()
     for model, result in exported.results.items():
         for alert in result.traffic.slo["alerts"]:
