@@ -383,6 +383,28 @@ def aire_env(work: Path) -> dict[str, str]:
     return env
 
 
+def ready_harnesses(venv_dir: Path) -> dict[str, Path]:
+    """The harnesses whose venvs could be made, each with its venv; the others are reported as skipped."""
+    venvs: dict[str, Path] = {}
+    for name, (packages, _) in HARNESSES.items():
+        try:
+            venvs[name] = ensure_venv(name, packages, venv_dir)
+        except NotInstallable as exc:
+            print(f"{name}: skipped ({exc})", flush=True)
+    return venvs
+
+
+def report(walls: dict[str, list[float]], checks: dict[str, str], args: argparse.Namespace) -> dict[str, float]:
+    medians = {name: statistics.median(v) for name, v in walls.items()}
+    setup = f"N={args.n}, concurrency {args.concurrency}, fake server {args.latency_ms:.0f} ms"
+    print(f"\nwhole command, {setup}, median of {args.rounds}:")
+    for name, med in medians.items():
+        print(f"  {name:32} {med:6.1f} s  {[round(x, 1) for x in walls[name]]}  {checks.get(name, '')}")
+    for name in (k for k in medians if k.startswith("aire") and "lm-eval" in medians):
+        print(f"  {name} / lm-eval = {medians[name] / medians['lm-eval']:.2f} (goal <= 0.5)")
+    return medians
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000, help="samples (the arith rows repeated)")
@@ -392,7 +414,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--venv-dir", type=Path, default=VENVS, help="where the harnesses' venvs are kept")
     parser.add_argument("--no-prefect-server", action="store_true", help="time aire with the temporary server only")
     args = parser.parse_args(argv)
-
     from aire.ops.processes import free_port, wait_for
 
     work = Path(tempfile.mkdtemp(prefix="aire-harnesses-"))
@@ -400,68 +421,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     walls: dict[str, list[float]] = {}
     checks: dict[str, str] = {}
     try:
-        venvs: dict[str, Path] = {}
-        for name, (packages, _) in HARNESSES.items():
-            try:
-                venvs[name] = ensure_venv(name, packages, args.venv_dir)
-            except NotInstallable as exc:
-                print(f"{name}: skipped ({exc})", flush=True)
-        fake_cmd = [
-            sys.executable,
-            "-m",
-            "aire.testing.fake_openai",
-            "--port",
-            "0",
-            "--latency-ms",
-            str(args.latency_ms),
-        ]
-        fake = _start(fake_cmd, stdout=subprocess.PIPE)
-        procs.append(fake)
-        assert fake.stdout is not None
-        url = fake.stdout.readline().decode().strip()
+        venvs = ready_harnesses(args.venv_dir)
+        fake = [sys.executable, "-m", "aire.testing.fake_openai", "--port", "0", "--latency-ms", str(args.latency_ms)]
+        procs.append(_start(fake, stdout=subprocess.PIPE))
+        assert procs[0].stdout is not None
+        url = procs[0].stdout.readline().decode().strip()
         suite = make_suite(work / "suite", args.n)
-        print(f"fake server at {url} ({args.latency_ms:.0f} ms); harnesses: {sorted(venvs) or 'none'}", flush=True)
+        print(f"fake server at {url}; harnesses: {sorted(venvs) or 'none'}", flush=True)
 
         env = aire_env(work)
-        aire_variants = {"aire (temporary Prefect server)": env}
+        variants = {"aire (temporary Prefect server)": env}
         aire_wall(suite, url, "fake", 1, env, "--limit", "1")  # creates the temporary server's database once
         if not args.no_prefect_server:
             port = free_port()
             prefect = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-            procs.append(
-                _start(
-                    prefect,
-                    {**env, "PREFECT_UI_ENABLED": "false"},
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
+            quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+            procs.append(_start(prefect, {**env, "PREFECT_UI_ENABLED": "false"}, **quiet))
             wait_for(f"http://127.0.0.1:{port}/api/health", 180)
-            aire_variants["aire (running Prefect server)"] = {**env, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+            variants["aire (running Prefect server)"] = {**env, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
 
         for r in range(args.rounds):  # interleaved, so load drifting on the machine hits every contender alike
-            for name, venv in venvs.items():
-                run = HARNESSES[name][1](venv, url, "fake", suite, args.n, args.concurrency)
-                walls.setdefault(name, []).append(_equal_job(run, args.n))
-                checks[name] = f"scored {run.scored}, exact match {run.accuracy:.3f}"
-            for label, variant_env in aire_variants.items():
+            for name, venv in list(venvs.items()):
+                try:
+                    run = HARNESSES[name][1](venv, url, "fake", suite, args.n, args.concurrency)
+                    walls.setdefault(name, []).append(_equal_job(run, args.n))
+                    checks[name] = f"scored {run.scored}, exact match {run.accuracy:.3f}"
+                except HarnessError as exc:
+                    print(f"{name}: failed, dropped ({exc})", flush=True)
+                    del venvs[name]
+            for label, variant_env in variants.items():
                 walls.setdefault(label, []).append(aire_wall(suite, url, "fake", args.concurrency, variant_env))
             print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in walls.items()), flush=True)
     finally:
         for proc in reversed(procs):
             _stop(proc)
         shutil.rmtree(work, ignore_errors=True)
-
-    medians = {name: statistics.median(v) for name, v in walls.items()}
-    print(
-        f"\nwhole command, N={args.n}, concurrency {args.concurrency}, fake server {args.latency_ms:.0f} ms, "
-        f"median of {args.rounds}:"
-    )
-    for name, med in medians.items():
-        print(f"  {name:32} {med:6.1f} s  {[round(x, 1) for x in walls[name]]}  {checks.get(name, '')}")
-    if "lm-eval" in medians:
-        for name in aire_variants:
-            print(f"  {name} / lm-eval = {medians[name] / medians['lm-eval']:.2f} (goal <= 0.5)")
+    medians = report({k: v for k, v in walls.items() if k in venvs or k in variants}, checks, args)
     print(
         "\nRESULTS " + json.dumps({"n": args.n, "concurrency": args.concurrency, "median_s": medians, "walls_s": walls})
     )
