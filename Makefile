@@ -61,8 +61,8 @@ ui: install
 
 bench: install
 	$(BIN)/aire models build
-	$(BIN)/python benchmarks/throughput.py
-	$(BIN)/python benchmarks/sequential.py
+	$(BIN)/python -m benchmarks.throughput
+	$(BIN)/python -m benchmarks.sequential
 
 lint: install
 	$(BIN)/ruff check .

@@ -16,7 +16,7 @@ parameters (max_tokens, temperature, stop), scored by exact match (stripped) aga
 Both send non-streaming requests (aire streams). Their venvs live under ``<repo>/.aire/venvs/bench-<name>``
 and are made once. Only 127.0.0.1 is contacted; ``HF_HUB_OFFLINE=1`` and friends make any hub download fail.
 
-Usage: ``python benchmarks/harnesses.py --n 1000 --concurrency 32 [--rounds 3]`` (starts the fake server
+Usage: ``python -m benchmarks.harnesses --n 1000 --concurrency 32 [--rounds 3]`` (starts the fake server
 itself and also times the whole ``aire run offline`` command on the same suite).
 """
 
@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,8 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.common import REPO, make_suite, start, stop
+
 BIN = Path(sys.executable).parent
 VENVS = REPO / ".aire" / "venvs"
 LM_EVAL = ("lm-eval[api]==0.4.13", "torch==2.13.0")  # torch pinned: the CPU wheel on disk, not a CUDA build
@@ -331,33 +331,6 @@ HARNESSES = {"lm-eval": (LM_EVAL, lm_eval_job), "inspect": (INSPECT, inspect_job
 
 
 # ---------------------------------------------------------------------------------------------- main
-# make_suite/start/stop are also in throughput.py; copied, not imported, because throughput.py imports this
-# module and importing it back would be a cycle when either runs as a script.
-def make_suite(folder: Path, n: int, source: Path = REPO / "datasets" / "arith") -> Path:
-    """A copy of a suite whose rows repeat until there are n, with unique ids."""
-    rows = [json.loads(line) for line in (source / "samples.jsonl").read_text().splitlines() if line.strip()]
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "samples.jsonl").open("w") as fh:
-        for i in range(n):
-            fh.write(json.dumps({**rows[i % len(rows)], "id": f"{rows[i % len(rows)]['id']}-r{i // len(rows)}"}) + "\n")
-    shutil.copy(source / "suite.yaml", folder / "suite.yaml")
-    return folder
-
-
-def _start(cmd: list[str], env: dict[str, str] | None = None, **kw: object) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, env=env, start_new_session=True, **kw)  # type: ignore[call-overload]
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def aire_wall(suite: Path, base_url: str, model: str, concurrency: int, env: dict[str, str], *extra: str) -> float:
     """Wall seconds of the whole ``aire run offline`` command (exit 1, floors failed, still did the job)."""
     cmd = [str(BIN / "aire"), "run", "offline", "--suite", str(suite), "--base-url", base_url, "--model", model]
@@ -423,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         venvs = ready_harnesses(args.venv_dir)
         fake = [sys.executable, "-m", "aire.testing.fake_openai", "--port", "0", "--latency-ms", str(args.latency_ms)]
-        procs.append(_start(fake, stdout=subprocess.PIPE))
+        procs.append(start(fake, stdout=subprocess.PIPE))
         assert procs[0].stdout is not None
         url = procs[0].stdout.readline().decode().strip()
         suite = make_suite(work / "suite", args.n)
@@ -436,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             port = free_port()
             prefect = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
             quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-            procs.append(_start(prefect, {**env, "PREFECT_UI_ENABLED": "false"}, **quiet))
+            procs.append(start(prefect, {**env, "PREFECT_UI_ENABLED": "false"}, **quiet))
             wait_for(f"http://127.0.0.1:{port}/api/health", 180)
             variants["aire (running Prefect server)"] = {**env, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
 
@@ -454,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in walls.items()), flush=True)
     finally:
         for proc in reversed(procs):
-            _stop(proc)
+            stop(proc)
         shutil.rmtree(work, ignore_errors=True)
     medians = report({k: v for k, v in walls.items() if k in venvs or k in variants}, checks, args)
     print(

@@ -12,7 +12,7 @@
 (b) Real tiny models on local vLLM: ``aire gate --sequential`` and the fixed-n ``aire gate`` on
     champion vs challenger-worse (arith, 200 prompts), side by side in one run; samples each used.
 
-Only 127.0.0.1 is contacted. Usage: ``python benchmarks/sequential.py [--sims N] [--skip-real]``.
+Only 127.0.0.1 is contacted. Usage: ``python -m benchmarks.sequential [--sims N] [--skip-real]``.
 """
 
 from __future__ import annotations

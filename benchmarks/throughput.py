@@ -8,7 +8,8 @@ aire rounds and reporting medians:
 plus the wall time of the whole ``aire run offline`` command, the fixed overhead of one flow run
 against a running Prefect server and with the temporary one, and what a bare command imports.
 
-Only 127.0.0.1 is contacted. Usage: ``python benchmarks/throughput.py [--quick]`` (``make bench``).
+Only 127.0.0.1 is contacted. Usage, from the repository root: ``python -m benchmarks.throughput [--quick]``
+(``make bench``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,38 +29,10 @@ from pathlib import Path
 import aiohttp
 
 from aire.ops.processes import free_port, wait_for
+from benchmarks.common import make_suite, start, stop
 
-REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 HEAVY = ("prefect", "mlflow", "datasets", "ragas", "great_expectations", "torch", "scipy", "pandas")
-
-
-# ------------------------------------------------------------------------------------------ helpers
-def start(cmd: list[str], env: dict[str, str] | None = None, **kw: object) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, env=env, start_new_session=True, **kw)  # type: ignore[call-overload]
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def make_suite(folder: Path, n: int, source: Path = REPO / "datasets" / "arith") -> Path:
-    """A copy of a suite whose rows repeat until there are n, with unique ids."""
-    rows = [json.loads(line) for line in (source / "samples.jsonl").read_text().splitlines() if line.strip()]
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "samples.jsonl").open("w") as fh:
-        for i in range(n):
-            row = dict(rows[i % len(rows)])
-            row["id"] = f"{row['id']}-r{i // len(rows)}"
-            fh.write(json.dumps(row) + "\n")
-    shutil.copy(source / "suite.yaml", folder / "suite.yaml")
-    return folder
 
 
 def prompts_of(suite: Path) -> list[str]:
@@ -91,8 +63,9 @@ async def raw_client(base_url: str, model: str, prompts: list[str], concurrency:
 # ------------------------------------------------------------------------------------ aire's path
 def aire_flow(
     suite: Path, base_url: str, model: str, concurrency: int, limit: int | None = None
-) -> tuple[float, float]:
-    """One in-process flow run (the CLI's path minus argument parsing): (execution seconds, wall seconds)."""
+) -> tuple[float, float, float]:
+    """One in-process flow run (the CLI's path minus argument parsing):
+    (request-phase seconds, its CPU seconds in this process, wall seconds)."""
     from flows.offline import offline_benchmark
 
     t0 = time.perf_counter()
@@ -101,7 +74,7 @@ def aire_flow(
             suite=str(suite), base_url=base_url, model=model, concurrency=concurrency, limit=limit, fresh=True
         )
     )
-    return result.execution_s, time.perf_counter() - t0
+    return result.execution_s, result.execution_cpu_s, time.perf_counter() - t0
 
 
 def aire_command(args: list[str], env: dict[str, str]) -> float:
@@ -115,14 +88,18 @@ def aire_command(args: list[str], env: dict[str, str]) -> float:
 
 def compare(label: str, suite: Path, base_url: str, model: str, concurrency: int, rounds: int) -> dict[str, float]:
     prompts = prompts_of(suite)
-    raw, aire_exec, aire_wall = [], [], []
+    raw, raw_cpu, aire_exec, aire_cpu, aire_wall = [], [], [], [], []
     asyncio.run(raw_client(base_url, model, prompts[:64], concurrency))  # warm the server's caches
     for _ in range(rounds):
+        cpu = time.process_time()
         raw.append(asyncio.run(raw_client(base_url, model, prompts, concurrency)))
-        execution, wall = aire_flow(suite, base_url, model, concurrency)
+        raw_cpu.append(time.process_time() - cpu)
+        execution, execution_cpu, wall = aire_flow(suite, base_url, model, concurrency)
         aire_exec.append(execution)
+        aire_cpu.append(execution_cpu)
         aire_wall.append(wall)
     n = len(prompts)
+    per_k = 1000 / n
     out = {
         "n": n,
         "raw_rps": n / statistics.median(raw),
@@ -131,12 +108,19 @@ def compare(label: str, suite: Path, base_url: str, model: str, concurrency: int
         # Each round pairs a raw run with the aire run right after it: the median of the paired
         # ratios is less sensitive to the machine's load drifting during the benchmark.
         "ratio": statistics.median(r / a for r, a in zip(raw, aire_exec, strict=True)),
+        # The client process's CPU in the request phase, per 1,000 requests: what it takes from a
+        # server on the same cores.
+        "raw_cpu_s_per_1k": statistics.median(raw_cpu) * per_k,
+        "aire_cpu_s_per_1k": statistics.median(aire_cpu) * per_k,
+        "cpu_ratio": statistics.median(a / r for a, r in zip(aire_cpu, raw_cpu, strict=True)),
     }
     print(
         f"{label}: raw {out['raw_rps']:.1f} req/s, aire {out['aire_rps']:.1f} req/s "
-        f"-> ratio aire/raw {out['ratio']:.3f} (median of {rounds} paired rounds; "
+        f"-> ratio aire/raw {out['ratio']:.3f} (goal >= 0.95; median of {rounds} paired rounds; "
         f"raw s {[round(x, 2) for x in raw]}, "
-        f"aire s {[round(x, 2) for x in aire_exec]}, flow wall {out['aire_flow_wall_s']:.2f} s)",
+        f"aire s {[round(x, 2) for x in aire_exec]}, flow wall {out['aire_flow_wall_s']:.2f} s)\n"
+        f"   client CPU per 1,000 requests: raw {out['raw_cpu_s_per_1k']:.2f} s, aire {out['aire_cpu_s_per_1k']:.2f} s "
+        f"-> ratio aire/raw {out['cpu_ratio']:.2f} (goal <= 1.5)",
         flush=True,
     )
     return out
@@ -157,10 +141,11 @@ def import_check(env: dict[str, str]) -> dict[str, object]:
 # ------------------------------------------------------------------------------------------- main
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one round each, 500 samples (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="one round each (a smoke run)")
+    parser.add_argument("--skip-harnesses", action="store_true", help="skip lm-evaluation-harness and Inspect AI")
     parser.add_argument("--skip-vllm", action="store_true", help="skip (b), the real vLLM comparison")
     args = parser.parse_args()
-    rounds, n_fake = (1, 500) if args.quick else (5, 2000)
+    rounds, n_fake = (1, 1000) if args.quick else (5, 1000)
 
     work = Path(tempfile.mkdtemp(prefix="aire-bench-"))
     from aire.core.settings import Settings
@@ -214,7 +199,7 @@ def main() -> int:
         results["a_fake"] = compare("(a) fake 50 ms, c=32", suite, fake_url, "fake", 32, rounds)
 
         # Fixed overhead of one flow run = flow wall for one sample - one raw request.
-        one = [aire_flow(suite, fake_url, "fake", 1, limit=1)[1] for _ in range(3)]
+        one = [aire_flow(suite, fake_url, "fake", 1, limit=1)[2] for _ in range(3)]
         raw_one = asyncio.run(raw_client(fake_url, "fake", prompts_of(suite)[:1], 1))
         results["overhead_server_s"] = statistics.median(one[1:]) - raw_one
         print(
@@ -224,18 +209,26 @@ def main() -> int:
         )
 
         cli = ["run", "offline", "--suite", str(suite), "--base-url", fake_url, "--model", "fake", "--fresh"]
-        results["cli_server_s"] = aire_command([*cli, "--concurrency", "32"], server_env)
-        results["cli_one_server_s"] = aire_command([*cli, "--limit", "1"], server_env)
+
+        # Whole commands, median of 3: Python start-up, imports, Prefect, the requests, MLflow.
+        def whole(extra: list[str], env_: dict[str, str]) -> float:
+            return statistics.median(aire_command([*cli, *extra], env_) for _ in range(3))
+
+        results["cli_server_s"] = whole(["--concurrency", "32"], server_env)
+        results["cli_one_server_s"] = whole(["--limit", "1"], server_env)
         aire_command([*cli, "--limit", "1"], env)  # creates the temporary server's database once
-        results["cli_ephemeral_s"] = aire_command([*cli, "--concurrency", "32"], env)
-        results["cli_one_ephemeral_s"] = aire_command([*cli, "--limit", "1"], env)
+        results["cli_ephemeral_s"] = whole(["--concurrency", "32"], env)
+        results["cli_one_ephemeral_s"] = whole(["--limit", "1"], env)
         print(
             f"whole `aire run offline` ({n_fake} samples, c=32): {results['cli_server_s']:.2f} s with a running "
             f"Prefect server, {results['cli_ephemeral_s']:.2f} s with the temporary one\n"
             f"whole command for 1 sample (fixed cost incl. Python start-up and imports): "
-            f"{results['cli_one_server_s']:.2f} s server, {results['cli_one_ephemeral_s']:.2f} s temporary",
+            f"{results['cli_one_server_s']:.2f} s server (goal <= 5 s), "
+            f"{results['cli_one_ephemeral_s']:.2f} s temporary",
             flush=True,
         )
+        if not args.skip_harnesses:
+            results["harnesses"] = bench_harnesses(suite, n_fake, fake_url, results["cli_server_s"], rounds)
 
         # (b) real vLLM on arith
         if not args.skip_vllm:
@@ -253,6 +246,31 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     print("\nRESULTS " + json.dumps(results, default=str))
     return 0
+
+
+def bench_harnesses(suite: Path, n: int, base_url: str, aire_wall: float, rounds: int) -> dict[str, object]:
+    """The same job (suite, server, N, concurrency 32) through lm-evaluation-harness and Inspect AI,
+    each in its own venv (benchmarks/harnesses.py); a harness that cannot be installed or run is skipped."""
+    from benchmarks import harnesses
+
+    out: dict[str, object] = {}
+    for name, (packages, job) in harnesses.HARNESSES.items():
+        try:
+            venv = harnesses.ensure_venv(name, packages)
+            runs = [job(venv, base_url, "fake", suite, n, 32) for _ in range(max(1, min(rounds, 3)))]
+        except (harnesses.NotInstallable, harnesses.HarnessError) as exc:
+            print(f"{name}: skipped ({exc})", flush=True)
+            out[name] = f"skipped: {exc}"
+            continue
+        wall = statistics.median(r.wall_s for r in runs)
+        scored = {r.scored for r in runs}
+        out[name] = {"wall_s": wall, "scored": sorted(scored), "aire_over_harness": aire_wall / wall}
+        print(
+            f"{name} (own venv: {', '.join(packages)}): whole command {wall:.2f} s, scored {sorted(scored)} of {n}, "
+            f"c=32 -> aire/{name} {aire_wall / wall:.2f}" + (" (goal <= 0.5)" if name == "lm-eval" else ""),
+            flush=True,
+        )
+    return out
 
 
 def bench_vllm(work: Path, env: dict[str, str], rounds: int) -> dict[str, float] | str:
