@@ -221,3 +221,24 @@ def test_a_decision_written_before_the_union_reads_back() -> None:
     assert read.rule == NonInferiorityRule(metric="em/mean", margin=0.03, higher_is_better=True)
     floor = RuleResult.model_validate({**old, "rule": {**old["rule"], "kind": "floor", "threshold": 0.9}})
     assert floor.rule == FloorRule(metric="em/mean", threshold=0.9, higher_is_better=True)  # strict, as it was
+
+
+def test_offline_floors_check_the_point_estimate_and_print_as_written() -> None:
+    from aire.core.types import Estimate, Summary
+    from aire.run.offline import evaluate_floors
+
+    summary = Summary(
+        n_samples=10,
+        n_errors=0,
+        metrics={"em/mean": Estimate(value=0.9, n=10), "f1/mean": Estimate(value=float("nan"), n=10)},
+        latency={"latency/ttft_ms/p95": Estimate(value=250.0, n=10)},
+    )
+    texts = ["em/mean >= 0.9", "em/mean > 0.9", "latency/ttft_ms/p95 < 250", "f1/mean >= 0", "bleu/mean <= 1"]
+    got = [(r.floor, r.value, r.passed) for r in evaluate_floors([parse_floor(t) for t in texts], summary)]
+    assert got == [
+        ("em/mean >= 0.9", 0.9, True),
+        ("em/mean > 0.9", 0.9, False),
+        ("latency/ttft_ms/p95 < 250", 250.0, False),
+        ("f1/mean >= 0", None, False),  # NaN: no evidence is not a pass
+        ("bleu/mean <= 1", None, False),  # missing
+    ]
