@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from aire.gate.evidence import PairedData, compare
-from aire.gate.policy import Counts, Policy, Rule, Verdict, decide
+from aire.gate.policy import Counts, NonInferiorityRule, Policy, Verdict, decide
 from aire.ops.processes import free_port
 from aire.run.looks import look_comparison
 from aire.stats.sequential import fixed_n_plan
@@ -39,7 +39,7 @@ from aire.testing.simulation import latent_pairs
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ALPHA, MARGIN, BASELINE, BATCH, N_MIN, RHO, CAP = 0.05, 0.03, 0.9, 50, 100, 0.7, 1000
-POLICY = Policy(alpha=ALPHA, n_min=N_MIN, rules=[Rule(metric="em/mean", kind="non_inferiority", margin=MARGIN)])
+POLICY = Policy(alpha=ALPHA, n_min=N_MIN, rules=[NonInferiorityRule(metric="em/mean", margin=MARGIN)])
 
 
 def pairs(rng: np.random.Generator, n: int, p_a: float, p_b: float) -> tuple[np.ndarray, np.ndarray]:

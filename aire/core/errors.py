@@ -8,7 +8,7 @@ that is wrong whenever there is one.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,13 +89,22 @@ class RollbackError(AireError):
     """No earlier good version to roll back to, or the move failed."""
 
 
-def validation_summary(exc: ValidationError, prefix: Iterable[str | int] = ()) -> tuple[str, str | None]:
+def validation_summary(
+    exc: ValidationError, prefix: Iterable[str | int] = (), *, tags: Collection[str] = ()
+) -> tuple[str, str | None]:
     """(message, field) covering every error pydantic found, on one line: the first error's message
-    and field, then ``; field: message`` for each other. ``prefix``: where the object sits in its file."""
+    and field, then ``; field: message`` for each other. ``prefix``: where the object sits in its file.
+    ``tags``: the discriminator values of a tagged union in the model (a rule's ``kind``): pydantic puts
+    the member's tag into the location (``rules.0.floor.threshold``), which the file does not have."""
     errors = exc.errors()
-    fields = [".".join([*map(str, prefix), *(str(p) for p in err["loc"])]) or None for err in errors]
+    fields = [".".join([*map(str, prefix), *map(str, _file_loc(err["loc"], tags))]) or None for err in errors]
     rest = "".join(f"; {f or '(top level)'}: {err['msg']}" for f, err in zip(fields[1:], errors[1:], strict=True))
     return errors[0]["msg"] + rest, fields[0]
+
+
+def _file_loc(loc: Sequence[str | int], tags: Collection[str]) -> list[str | int]:
+    # A tag follows a list index (or opens the location, for a union validated on its own).
+    return [p for i, p in enumerate(loc) if not (p in tags and (i == 0 or isinstance(loc[i - 1], int)))]
 
 
 def from_validation(
@@ -105,7 +114,8 @@ def from_validation(
     path: str | Path | None = None,
     line: int | None = None,
     prefix: Iterable[str | int] = (),
+    tags: Collection[str] = (),
 ) -> InputError:
     """The one ValidationError -> InputError mapping: every error reported, the first one's field named."""
-    message, field = validation_summary(exc, prefix)
+    message, field = validation_summary(exc, prefix, tags=tags)
     return error(message, path=path, line=line, field=field)

@@ -12,8 +12,6 @@ trusted for identity).
 from __future__ import annotations
 
 import hashlib
-import operator
-import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from aire.core.errors import SuiteError, did_you_mean, from_validation
 from aire.core.jsonl import read_jsonl
+from aire.core.rules import Floor, parse_floor
 from aire.core.types import ChatMessage, GenerationParams, Sample
 from aire.core.yamlfile import read_mapping
 
@@ -59,38 +58,6 @@ class EvaluatorRef(BaseModel):
     @property
     def key(self) -> str:
         return self.alias or self.name
-
-
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge,
-    ">": operator.gt,
-    "<=": operator.le,
-    "<": operator.lt,
-}
-_FLOOR_RE = re.compile(r"^\s*(?P<metric>[\w./:\-]+)\s*(?P<op>>=|<=|>|<)\s*(?P<value>-?[\d.]+(?:e-?\d+)?)\s*$")
-
-
-class Floor(BaseModel):
-    """An absolute threshold on one metric, e.g. ``exact_match/mean >= 0.9``."""
-
-    model_config = ConfigDict(frozen=True)
-
-    metric: str
-    op: str
-    threshold: float
-
-    @classmethod
-    def parse(cls, text: str) -> Floor:
-        m = _FLOOR_RE.match(text)
-        if not m:
-            raise ValueError(f"expected '<metric> <op> <number>' with op one of >=, >, <=, <; got {text!r}")
-        return cls(metric=m["metric"], op=m["op"], threshold=float(m["value"]))
-
-    def holds(self, value: float) -> bool:
-        return _OPS[self.op](value, self.threshold)
-
-    def __str__(self) -> str:
-        return f"{self.metric} {self.op} {self.threshold:g}"
 
 
 class DatasetSource(BaseModel):
@@ -383,7 +350,7 @@ def _parse_floors(spec: SuiteSpec, spec_path: Path) -> list[Floor]:
     floors = []
     for i, text in enumerate(spec.floors):
         try:
-            floor = Floor.parse(text)
+            floor = parse_floor(text)
         except ValueError as exc:
             raise SuiteError(str(exc), path=spec_path, field=f"floors[{i}]") from None
         head = floor.metric.split("/")[0]

@@ -10,54 +10,63 @@ alpha/2 and no correction is needed. A FAIL needs only one critical rule to fail
 FAIL side is read from intervals at the family-wise level: Bonferroni over the policy's critical
 rules (``Policy.fail_alpha``), which keeps a false FAIL at alpha/2 whatever the number of rules.
 
-This module decides; it does not measure. ``aire.gate.evidence`` computes the evidence and passes it in.
+The rules themselves, each judging its own evidence, are in ``aire.core.rules``. This module decides;
+it does not measure. ``aire.gate.evidence`` computes the evidence and passes it in.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aire.core.errors import InputError, did_you_mean, from_validation
+from aire.core.rules import (
+    RULE_KINDS,
+    CeilingRule,
+    FloorRule,
+    Interval,
+    LatencyRelativeRule,
+    LatencySLORule,
+    MetricEvidence,
+    NonInferiorityRule,
+    Rule,
+    RuleResult,
+    SuperiorityRule,
+    level_text,
+)
 from aire.core.types import Verdict
 from aire.core.yamlfile import read_mapping
+
+# The rule types live in aire.core.rules (suites share the floor); they are the gate's public names too.
+__all__ = [
+    "RULE_KINDS",
+    "CeilingRule",
+    "Counts",
+    "Decision",
+    "FloorRule",
+    "Interval",
+    "LatencyRelativeRule",
+    "LatencySLORule",
+    "MetricEvidence",
+    "NonInferiorityRule",
+    "Policy",
+    "PolicyError",
+    "Rule",
+    "RuleResult",
+    "SuperiorityRule",
+    "Verdict",
+    "decide",
+    "judge_rule",
+    "level_text",
+    "load_policy",
+    "resolve_directions",
+]
 
 
 class PolicyError(InputError):
     """The gate policy file is invalid."""
-
-
-RuleKind = Literal["floor", "ceiling", "non_inferiority", "superiority", "latency_slo", "latency_relative"]
-_COMPARATIVE = {"non_inferiority", "superiority", "latency_relative"}
-
-
-class Rule(BaseModel):
-    """One rule on one metric. Thresholds are data (in the spirit of MLflow's MetricThreshold)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    metric: str
-    kind: RuleKind
-    threshold: float | None = None  # floor, ceiling, latency_slo
-    margin: float = Field(0.0, ge=0.0)  # non_inferiority, superiority: in the metric's units
-    max_increase: float | None = Field(None, ge=0.0)  # latency_relative: 0.2 = at most +20%
-    # None: the evaluator's declared direction. A value that contradicts it is a policy error.
-    higher_is_better: bool | None = None
-    critical: bool = True
-
-    @model_validator(mode="after")
-    def _needs(self) -> Rule:
-        if self.kind in ("floor", "ceiling", "latency_slo") and self.threshold is None:
-            raise ValueError(f"a {self.kind} rule needs 'threshold'")
-        if self.kind == "latency_relative" and self.max_increase is None:
-            raise ValueError("a latency_relative rule needs 'max_increase'")
-        return self
 
 
 class Policy(BaseModel):
@@ -85,65 +94,10 @@ class Policy(BaseModel):
         return self.alpha / max(1, self.n_critical)
 
 
-def level_text(alpha: float) -> str:
-    """'95%' for alpha 0.05, '97.5%' for 0.025: what a reason prints as the interval's confidence."""
-    return f"{round((1 - alpha) * 100, 3):g}%"
-
-
-class Interval(BaseModel):
-    value: float
-    ci_low: float
-    ci_high: float
-    # The same estimate at the family-wise FAIL level (Policy.fail_alpha): wider when several
-    # critical rules could each FAIL. None: the same as [ci_low, ci_high].
-    fail_low: float | None = None
-    fail_high: float | None = None
-
-    @field_validator("value", mode="before")
-    @classmethod
-    def _nan(cls, v: object) -> object:
-        return math.nan if v is None else v  # decision.json writes NaN as null
-
-    @field_validator("ci_low", mode="before")
-    @classmethod
-    def _unbounded_low(cls, v: object) -> object:
-        return -math.inf if v is None else v  # decision.json writes an unbounded side as null
-
-    @field_validator("ci_high", mode="before")
-    @classmethod
-    def _unbounded_high(cls, v: object) -> object:
-        return math.inf if v is None else v
-
-    @property
-    def fail_bounds(self) -> tuple[float, float]:
-        low = self.ci_low if self.fail_low is None else self.fail_low
-        high = self.ci_high if self.fail_high is None else self.fail_high
-        return low, high
-
-
-class MetricEvidence(BaseModel):
-    """What the comparison measured for one metric: each arm, and the paired difference."""
-
-    champion: Interval | None = None
-    challenger: Interval | None = None
-    delta: Interval | None = None  # challenger - champion
-    ratio: Interval | None = None  # challenger / champion (latency percentiles, from the same resamples)
-    higher_is_better: bool | None = None  # the evaluator's declared direction, where one is known
-    # Why a PASS on this metric cannot be trusted (too few clusters, too few samples for a tail
-    # percentile): a rule that would PASS is INCONCLUSIVE instead.
-    caveat: str | None = None
-
-
 class Counts(BaseModel):
     n_pairs: int
     n_errors: int = 0  # requests that failed, either arm
     n_unpaired: int = 0  # items answered by one arm only
-
-
-class RuleResult(BaseModel):
-    rule: Rule
-    verdict: Verdict
-    reason: str
 
 
 class Decision(BaseModel):
@@ -163,16 +117,39 @@ def load_policy(path: Path) -> tuple[Policy, str]:
         raise PolicyError("file not found", path=path)
     raw = read_mapping(path, Policy.model_fields, PolicyError)
     for i, rule in enumerate(raw.get("rules") or []):
-        unknown = sorted(set(rule) - set(Rule.model_fields)) if isinstance(rule, dict) else []
-        if unknown:
-            raise PolicyError(
-                f"unknown key{did_you_mean(unknown[0], Rule.model_fields)}", path=path, field=f"rules[{i}].{unknown[0]}"
-            )
+        if isinstance(rule, dict):
+            _check_rule_keys(rule, path, f"rules[{i}]")
     try:
         policy = Policy.model_validate(raw)
     except ValidationError as exc:
-        raise from_validation(exc, PolicyError, path=path) from None
+        raise from_validation(exc, PolicyError, path=path, tags=RULE_KINDS) from None
     return policy, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _check_rule_keys(rule: dict[str, object], path: Path, where: str) -> None:
+    """A rule's kind, and only that kind's keys, named in the file's terms (pydantic's union error reads
+    "Input tag ... does not match", and it would not say which kind a stray key belongs to)."""
+    kind = rule.get("kind")
+    if kind is None:
+        raise PolicyError(f"a rule needs 'kind': one of {', '.join(RULE_KINDS)}", path=path, field=f"{where}.kind")
+    model = RULE_KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise PolicyError(
+            f"unknown kind {kind!r}{did_you_mean(str(kind), RULE_KINDS)}; kinds: {', '.join(RULE_KINDS)}",
+            path=path,
+            field=f"{where}.kind",
+        )
+    unknown = sorted(set(rule) - set(model.model_fields))
+    if not unknown:
+        return
+    key = unknown[0]
+    owners = [k for k, m in RULE_KINDS.items() if key in m.model_fields]
+    message = (
+        f"a {kind} rule has no '{key}' (that is a key of {', '.join(owners)} rules)"
+        if owners
+        else f"unknown key{did_you_mean(key, model.model_fields)}"
+    )
+    raise PolicyError(message, path=path, field=f"{where}.{key}")
 
 
 def resolve_directions(policy: Policy, directions: dict[str, bool], path: Path | None = None) -> Policy:
@@ -203,69 +180,9 @@ def resolve_directions(policy: Policy, directions: dict[str, bool], path: Path |
 def judge_rule(
     rule: Rule, ev: MetricEvidence | None, *, alpha: float = 0.05, fail_alpha: float | None = None
 ) -> RuleResult:
-    """One rule against its evidence: PASS only when the whole 1 - alpha interval is on the good side,
-    FAIL only when the whole 1 - fail_alpha interval (the family-wise level) is on the wrong side."""
-
-    def result(verdict: Verdict, reason: str) -> RuleResult:
-        return RuleResult(rule=rule, verdict=verdict, reason=f"{rule.metric} {rule.kind}: {reason}")
-
-    if ev is None:
-        return result(Verdict.ERROR, "no such metric in the evidence")
-    hib = rule.higher_is_better
-    if hib is not None and ev.higher_is_better is not None and hib != ev.higher_is_better:
-        return result(Verdict.ERROR, "the rule's direction contradicts the evaluator's")
-    hib = hib if hib is not None else (ev.higher_is_better if ev.higher_is_better is not None else True)
-    rule = rule.model_copy(update={"higher_is_better": hib})  # the result (and its report) shows it resolved
-    levels = (level_text(alpha), level_text(fail_alpha if fail_alpha is not None else alpha))
-    side = partial(_side, result, levels=levels, caveat=ev.caveat)
-    if rule.kind == "latency_relative":
-        r = ev.ratio
-        if r is None:
-            return result(Verdict.ERROR, "no paired ratio of the percentiles measured")
-        return side(r, bound=1.0 + rule.max_increase, good_below=True)  # type: ignore[operator]
-    if rule.kind in _COMPARATIVE:
-        d = ev.delta
-        if d is None:
-            return result(Verdict.ERROR, "no paired difference measured")
-        if not hib:  # in "better" units: positive is good for the challenger whatever the direction
-            fl, fh = d.fail_bounds
-            d = Interval(value=-d.value, ci_low=-d.ci_high, ci_high=-d.ci_low, fail_low=-fh, fail_high=-fl)
-        bound = -rule.margin if rule.kind == "non_inferiority" else rule.margin
-        return side(d, bound=bound, good_below=False)
-    est = ev.challenger
-    if est is None:
-        return result(Verdict.ERROR, "no challenger value measured")
-    assert rule.threshold is not None
-    return side(est, bound=rule.threshold, good_below=rule.kind in ("ceiling", "latency_slo"))
-
-
-def _side(
-    result: Callable[[Verdict, str], RuleResult],
-    iv: Interval,
-    *,
-    bound: float,
-    good_below: bool,
-    levels: tuple[str, str],
-    caveat: str | None,
-) -> RuleResult:
-    low, high = iv.ci_low, iv.ci_high
-    fail_low, fail_high = iv.fail_bounds
-    span = f"{levels[0]} CI [{low:.4g}, {high:.4g}] vs {bound:.4g}"
-    passes = high <= bound if good_below else low > bound
-    fails = fail_low > bound if good_below else fail_high < bound
-    if passes and caveat:
-        return result(Verdict.INCONCLUSIVE, f"{span}: within, but {caveat}")
-    if passes:
-        return result(Verdict.PASS, f"{span}: wholly within")
-    if fails:
-        fail_span = "" if levels[1] == levels[0] else f" (family-wise {levels[1]} CI [{fail_low:.4g}, {fail_high:.4g}])"
-        return result(Verdict.FAIL, f"{span}{fail_span}: wholly beyond")
-    if (low > bound) if good_below else (high < bound):
-        return result(
-            Verdict.INCONCLUSIVE,
-            f"{span}: beyond, but the family-wise {levels[1]} CI [{fail_low:.4g}, {fail_high:.4g}] is not",
-        )
-    return result(Verdict.INCONCLUSIVE, f"{span}: straddles the bound")
+    """``rule.judge``: PASS only when the whole 1 - alpha interval is on the good side, FAIL only when the
+    whole 1 - fail_alpha interval (the family-wise level) is on the wrong side."""
+    return rule.judge(ev, alpha=alpha, fail_alpha=fail_alpha)
 
 
 def decide(
@@ -273,8 +190,7 @@ def decide(
 ) -> Decision:
     """The overall verdict: intersection-union (every rule must pass), failing closed."""
     results = [
-        judge_rule(rule, evidence.get(rule.metric), alpha=policy.alpha, fail_alpha=policy.fail_alpha)
-        for rule in policy.rules
+        rule.judge(evidence.get(rule.metric), alpha=policy.alpha, fail_alpha=policy.fail_alpha) for rule in policy.rules
     ]
     reasons: list[str] = []
     blockers: list[str] = []  # conditions that forbid PASS without being a FAIL

@@ -3,7 +3,7 @@
 
 One pydantic model is the file's schema in both directions (model_dump_json / model_validate_json), so
 the writer and the readers cannot drift apart. JSON has no infinity: an unbounded interval side is
-written as null and read back as ±inf (aire.gate.policy.Interval). A file that is not a decision (a
+written as null and read back as ±inf (aire.core.rules.Interval). A file that is not a decision (a
 foreign JSON, a truncated write, a wrong type) is an InputError naming the file and the field: exit 3.
 """
 

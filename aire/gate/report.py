@@ -15,7 +15,16 @@ import numpy as np
 
 from aire.core.formatting import fmt
 from aire.gate.evidence import Comparison
-from aire.gate.policy import Decision, Interval, Rule, level_text
+from aire.gate.policy import (
+    CeilingRule,
+    Decision,
+    FloorRule,
+    Interval,
+    LatencyRelativeRule,
+    LatencySLORule,
+    Rule,
+    level_text,
+)
 from aire.stats.sequential import SequentialInfo
 
 _SECRET_WORDS = ("key", "token", "secret", "password", "passwd")
@@ -53,17 +62,17 @@ def _ratio(iv: Interval | None) -> str:
 
 def _bound(rule: Rule, champion: Interval | None) -> str:
     sign = 1 if rule.higher_is_better else -1
-    if rule.kind == "floor":
-        return f"≥ {fmt(rule.threshold)}"
-    if rule.kind in ("ceiling", "latency_slo"):
-        return f"≤ {fmt(rule.threshold)}"
-    if rule.kind == "latency_relative":
-        extra = f" (≤ +{fmt(champion.value * rule.max_increase)})" if champion and rule.max_increase is not None else ""
-        # Judged on the ratio challenger / champion of the percentile, from the same paired resamples.
-        up = rule.max_increase or 0.0
-        return f"ratio ≤ ×{fmt(1 + up)}: Δ +{up * 100:g}% of champion{extra}"
+    match rule:
+        case FloorRule():
+            return f"≥ {fmt(rule.threshold)}"
+        case CeilingRule() | LatencySLORule():
+            return f"≤ {fmt(rule.threshold)}"
+        case LatencyRelativeRule():
+            extra = f" (≤ +{fmt(champion.value * rule.max_increase)})" if champion else ""
+            # Judged on the ratio challenger / champion of the percentile, from the same paired resamples.
+            return f"ratio ≤ ×{fmt(1 + rule.max_increase)}: Δ +{rule.max_increase * 100:g}% of champion{extra}"
     # Margins are in "better" units; shown in raw delta units so they compare with the delta column.
-    bound = -sign * rule.margin if rule.kind == "non_inferiority" else sign * rule.margin
+    bound = sign * rule.bound
     return f"Δ {'>' if sign > 0 else '<'} {'+' if bound >= 0 else '-'}{fmt(abs(bound))}"
 
 
@@ -106,7 +115,7 @@ def render_markdown(
         mc = comparison.metrics.get(res.rule.metric)
         ev = mc.evidence if mc else None
         cells = [_iv(ev.champion), _iv(ev.challenger), _iv(ev.delta)] if ev else ["—"] * 3
-        if ev and res.rule.kind == "latency_relative":  # the rule reads the ratio: show it beside the Δ
+        if ev and isinstance(res.rule, LatencyRelativeRule):  # the rule reads the ratio: show it beside the Δ
             cells[2] += f"; ratio {_ratio(ev.ratio)}"
         crit = "yes" if res.rule.critical else "no"
         bound = _bound(res.rule, ev.champion if ev else None)

@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import BaseModel
 
 import aire
-from aire.gate.policy import Decision, RuleResult, Verdict, decide
+from aire.gate.policy import Decision, NonInferiorityRule, RuleResult, Verdict, decide
 from aire.gate.record import FILE_NAME as DECISION_FILE
 from aire.gate.record import DecisionRecord, MlflowRef, RegistryRef, write_decision
 from aire.run import active
@@ -43,7 +43,7 @@ class ShadowResult(BaseModel):
 def _sequential_info(plan: ShadowPlan, looks: list[Look], data: PairedData, comparison: Comparison) -> SequentialInfo:
     from aire.stats.sequential import fixed_n_plan
 
-    rule = next((r for r in plan.policy.rules if r.kind == "non_inferiority" and r.critical), None)
+    rule = next((r for r in plan.policy.rules if isinstance(r, NonInferiorityRule) and r.critical), None)
     fixed = None
     basis = "no critical non-inferiority rule: no fixed-n plan to compare with"
     if rule is not None and rule.metric in data.quality:

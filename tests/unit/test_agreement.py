@@ -8,7 +8,7 @@ import pytest
 
 from aire.core.types import Verdict
 from aire.gate.evidence import PairedData, compare
-from aire.gate.policy import Counts, Policy, Rule, decide
+from aire.gate.policy import Counts, FloorRule, Policy, decide
 from aire.stats.intervals import mean_ci
 
 KEY = "agreement_exact/mean"
@@ -37,13 +37,13 @@ def test_agreement_is_a_wilson_interval_on_the_challenger_only() -> None:
 def test_a_floor_on_agreement_decides_like_any_floor(agreeing: int, verdict: Verdict) -> None:
     """200 inputs, floor 0.9: 190/200 has a 95% Wilson interval [0.91, 0.97] (PASS); 182/200 straddles."""
     agree = np.array([1.0] * agreeing + [0.0] * (200 - agreeing))
-    policy = Policy(rules=[Rule(metric=KEY, kind="floor", threshold=0.9)], n_min=100)
+    policy = Policy(rules=[FloorRule(metric=KEY, threshold=0.9)], n_min=100)
     comparison = compare(_data(agree), alpha=policy.alpha, fail_alpha=policy.fail_alpha, latency=False)
     assert decide(policy, comparison.evidence({KEY}), comparison.counts).verdict is verdict
 
 
 def test_an_agreement_metric_without_a_rule_blocks_a_pass() -> None:
-    policy = Policy(rules=[Rule(metric="other/mean", kind="floor", threshold=0.5)], n_min=10)
+    policy = Policy(rules=[FloorRule(metric="other/mean", threshold=0.5)], n_min=10)
     comparison = compare(_data(np.ones(50)), latency=False)
     decision = decide(policy, comparison.evidence(set()), comparison.counts)
     assert decision.verdict is not Verdict.PASS

@@ -22,7 +22,7 @@ import pytest
 
 from aire.core.settings import Settings
 from aire.gate.evidence import PairedData
-from aire.gate.policy import Counts, Policy, Rule, Verdict
+from aire.gate.policy import Counts, FloorRule, LatencySLORule, NonInferiorityRule, Policy, Verdict
 from aire.monitor.escalation import CanaryState, escalate
 from aire.monitor.judge import _canary_policy, judge_canary
 from aire.testing.simulation import latent_pairs, tables
@@ -36,9 +36,9 @@ POLICY = Policy(
     name="canary-simulation",
     alpha=0.05,
     rules=[
-        Rule(metric=METRIC, kind="non_inferiority", margin=0.03),
-        Rule(metric=METRIC, kind="floor", threshold=0.9),
-        Rule(metric="latency/ttft_ms/p95", kind="latency_slo", threshold=500, higher_is_better=False),
+        NonInferiorityRule(metric=METRIC, margin=0.03),
+        FloorRule(metric=METRIC, threshold=0.9),
+        LatencySLORule(metric="latency/ttft_ms/p95", threshold=500, higher_is_better=False),
     ],
 )
 SIZE = Settings.model_fields["canary_size"].default  # the default, not what this shell's AIRE_ env says

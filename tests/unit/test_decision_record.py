@@ -12,7 +12,7 @@ import pytest
 from aire.cli.app import main
 from aire.core.errors import InputError
 from aire.core.types import Verdict
-from aire.gate.policy import Counts, Interval, MetricEvidence, Policy, Rule, decide
+from aire.gate.policy import Counts, Interval, MetricEvidence, NonInferiorityRule, Policy, decide
 from aire.gate.record import DecisionRecord, MlflowRef, RegistryRef, read_decision, write_decision
 from aire.stats.sequential import Look, SequentialInfo
 
@@ -20,7 +20,7 @@ METRIC = "exact_match/mean"
 
 
 def _record(delta: Interval, sequential: SequentialInfo | None = None) -> DecisionRecord:
-    policy = Policy(rules=[Rule(metric=METRIC, kind="non_inferiority", margin=0.03)], n_min=10)
+    policy = Policy(rules=[NonInferiorityRule(metric=METRIC, margin=0.03)], n_min=10)
     evidence = {METRIC: MetricEvidence(delta=delta, higher_is_better=True)}
     counts = Counts(n_pairs=200)
     return DecisionRecord.of(

@@ -9,12 +9,21 @@ import numpy as np
 import pytest
 
 from aire.gate.evidence import PairedData, compare
-from aire.gate.policy import Counts, MetricEvidence, Policy, Rule, Verdict, decide
+from aire.gate.policy import (
+    Counts,
+    LatencyRelativeRule,
+    MetricEvidence,
+    NonInferiorityRule,
+    Policy,
+    Rule,
+    Verdict,
+    decide,
+)
 from aire.stats.sequential import fixed_n_plan
 from aire.testing.simulation import mixture_pairs
 
 ALPHA = 0.05
-NI = Rule(metric="em/mean", kind="non_inferiority", margin=0.03)
+NI = NonInferiorityRule(metric="em/mean", margin=0.03)
 
 
 def correlated(rng: np.random.Generator, n: int, p_a: float, p_b: float) -> tuple[np.ndarray, np.ndarray]:
@@ -104,14 +113,14 @@ TOL = 3 * math.sqrt(ALPHA * (1 - ALPHA) / SIMS)  # three Monte Carlo standard er
 def test_aa_false_fail_rate_through_the_gate_fixed_n() -> None:
     """The verdict path the gate runs: McNemar interval -> non-inferiority rule -> decide."""
     rng = np.random.default_rng(6)
-    rule = Rule(metric="em/mean", kind="non_inferiority", margin=0.0)  # hardest case: no margin
+    rule = NonInferiorityRule(metric="em/mean", margin=0.0)  # hardest case: no margin
     fails = sum(gate(*correlated(rng, 300, 0.9, 0.9), rule) is Verdict.FAIL for _ in range(SIMS))
     assert fails / SIMS <= ALPHA + TOL
 
 
 def test_aa_false_fail_rate_through_the_gate_with_a_look_every_batch() -> None:
     rng = np.random.default_rng(7)
-    rule = Rule(metric="em/mean", kind="non_inferiority", margin=0.0)
+    rule = NonInferiorityRule(metric="em/mean", margin=0.0)
     fails = 0
     for _ in range(SIMS):
         a, b = correlated(rng, 600, 0.9, 0.9)
@@ -125,7 +134,7 @@ def test_aa_false_fail_rate_through_the_gate_with_a_look_every_batch() -> None:
 
 def test_five_point_drop_is_failed_with_80_percent_power_at_the_planned_n() -> None:
     rng = np.random.default_rng(8)
-    rule = Rule(metric="em/mean", kind="non_inferiority", margin=0.01)
+    rule = NonInferiorityRule(metric="em/mean", margin=0.01)
     # The plan for this design: one-sided alpha/2 (the gate reads a two-sided 1 - alpha interval).
     n = fixed_n_plan(0.9, 0.01, alpha=ALPHA / 2, power=0.8, true_delta=-0.05)
     sims = 400
@@ -171,7 +180,7 @@ def test_latency_relative_on_simulated_latencies() -> None:
     rng = np.random.default_rng(11)
 
     def judge(n: int, factor: float, metric: str = "latency/ttft_ms/p95") -> tuple[Verdict, MetricEvidence, str]:
-        rules = [Rule(metric=m, kind="latency_relative", max_increase=0.2) for m in (metric, "latency/ttft_ms/p50")]
+        rules = [LatencyRelativeRule(metric=m, max_increase=0.2) for m in (metric, "latency/ttft_ms/p50")]
         policy = Policy(alpha=ALPHA, rules=rules)  # two critical rules: a FAIL reads 97.5% intervals
         comp = compare(_latencies(rng, n, factor), alpha=policy.alpha, fail_alpha=policy.fail_alpha, n_resamples=2000)
         d = decide(policy, comp.evidence({r.metric for r in rules}), comp.counts)

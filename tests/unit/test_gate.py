@@ -8,12 +8,26 @@ import numpy as np
 import pytest
 
 from aire.core.errors import EXIT_ERROR, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
-from aire.gate.policy import Counts, Interval, MetricEvidence, Policy, PolicyError, Rule, Verdict, decide, load_policy
+from aire.gate.policy import (
+    Counts,
+    FloorRule,
+    Interval,
+    LatencyRelativeRule,
+    LatencySLORule,
+    MetricEvidence,
+    NonInferiorityRule,
+    Policy,
+    PolicyError,
+    Rule,
+    Verdict,
+    decide,
+    load_policy,
+)
 from aire.stats.paired import paired_t
 from aire.testing.simulation import mixture_pairs
 
 REPO = Path(__file__).resolve().parents[2]
-NI = Rule(metric="em/mean", kind="non_inferiority", margin=0.03)
+NI = NonInferiorityRule(metric="em/mean", margin=0.03)
 
 
 def ev(delta: tuple[float, float], challenger: tuple[float, float] = (0.9, 0.95)) -> dict[str, MetricEvidence]:
@@ -52,7 +66,7 @@ def test_non_critical_failure_is_inconclusive_not_fail() -> None:
 
 
 def test_every_rule_must_pass() -> None:
-    floor = Rule(metric="em/mean", kind="floor", threshold=0.95)
+    floor = FloorRule(metric="em/mean", threshold=0.95)
     d = decide(policy(NI, floor), ev((-0.01, 0.02), challenger=(0.90, 0.97)), ENOUGH)
     assert d.verdict is Verdict.INCONCLUSIVE and any("floor" in r for r in d.reasons)
 
@@ -66,8 +80,8 @@ def test_latency_rules() -> None:
             ratio=Interval(value=1.3, ci_low=1.22, ci_high=1.38),  # from the same paired resamples
         )
     }
-    slo = Rule(metric="ttft/p95", kind="latency_slo", threshold=150, higher_is_better=False)
-    rel = Rule(metric="ttft/p95", kind="latency_relative", max_increase=0.2, higher_is_better=False)
+    slo = LatencySLORule(metric="ttft/p95", threshold=150, higher_is_better=False)
+    rel = LatencyRelativeRule(metric="ttft/p95", max_increase=0.2, higher_is_better=False)
     assert decide(policy(slo), lat, ENOUGH).verdict is Verdict.PASS
     assert decide(policy(rel), lat, ENOUGH).verdict is Verdict.FAIL  # x1.22..1.38 is beyond x1.2
     loose = rel.model_copy(update={"max_increase": 0.4})
@@ -94,7 +108,7 @@ def test_no_data_metric_without_rule_and_rule_without_metric() -> None:
     extra = {**ev((-0.01, 0.02)), "f1/mean": MetricEvidence()}
     d = decide(policy(), extra, ENOUGH)
     assert d.verdict is Verdict.INCONCLUSIVE and "metric f1/mean has no rule" in d.reasons
-    orphan = Rule(metric="bleu/mean", kind="floor", threshold=0.1)
+    orphan = FloorRule(metric="bleu/mean", threshold=0.1)
     assert decide(policy(NI, orphan), ev((-0.01, 0.02)), ENOUGH).verdict is Verdict.ERROR
 
 
@@ -102,7 +116,7 @@ def test_aa_simulation_never_fails_more_than_alpha_and_small_n_never_passes() ->
     """A/A comparisons through the real statistics: false FAIL rate at most alpha/2 + MC tolerance."""
     rng = np.random.default_rng(21)
     sims, fails, passes_small = 1000, 0, 0
-    margin_zero = Rule(metric="em/mean", kind="non_inferiority", margin=0.0)
+    margin_zero = NonInferiorityRule(metric="em/mean", margin=0.0)
     for i in range(sims):
         n = 400 if i % 2 == 0 else 40
         a, b = mixture_pairs(rng, n, 0.9, 0.9, keep=0.8)
@@ -137,5 +151,5 @@ def test_unknown_policy_key_suggests(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match=r"rules\[0\]\.treshold.*did you mean: threshold"):
         load_policy(path)
     path.write_text("rules: [{metric: em/mean, kind: floor}]\n")
-    with pytest.raises(PolicyError, match="needs 'threshold'"):
+    with pytest.raises(PolicyError, match=r"field 'rules\.0\.threshold': Field required"):
         load_policy(path)

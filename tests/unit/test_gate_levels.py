@@ -11,8 +11,10 @@ from scipy import special
 
 from aire.gate.policy import (
     Counts,
+    FloorRule,
     Interval,
     MetricEvidence,
+    NonInferiorityRule,
     Policy,
     PolicyError,
     Rule,
@@ -29,7 +31,7 @@ MARGIN = 0.03
 
 
 def _ni(metric: str, critical: bool = True) -> Rule:
-    return Rule(metric=metric, kind="non_inferiority", margin=MARGIN, critical=critical)
+    return NonInferiorityRule(metric=metric, margin=MARGIN, critical=critical)
 
 
 def _delta(low: float, high: float, fail: tuple[float, float] | None = None) -> MetricEvidence:
@@ -91,7 +93,7 @@ def test_direction_comes_from_the_evaluator() -> None:
 
 def test_contradicting_direction_is_a_policy_error_naming_the_rule() -> None:
     policy = Policy(
-        rules=[_ni("exact_match/mean"), Rule(metric="loss/mean", kind="floor", threshold=1.0, higher_is_better=True)]
+        rules=[_ni("exact_match/mean"), FloorRule(metric="loss/mean", threshold=1.0, higher_is_better=True)]
     )
     with pytest.raises(PolicyError) as exc:
         resolve_directions(policy, {"loss/mean": False}, Path("gates/x.yaml"))

@@ -12,16 +12,26 @@ import pytest
 
 from aire.core.formatting import fmt
 from aire.gate.evidence import Comparison, PairedData, compare
-from aire.gate.policy import Counts, Decision, Interval, Policy, Rule, Verdict, decide
+from aire.gate.policy import (
+    Counts,
+    Decision,
+    FloorRule,
+    Interval,
+    LatencyRelativeRule,
+    NonInferiorityRule,
+    Policy,
+    Verdict,
+    decide,
+)
 from aire.gate.report import plot_latency, render_markdown, write_report
 from aire.stats.sequential import Look, SequentialInfo
 
 N = 200
 EM = "exact_match/mean"
 RULES = [
-    Rule(metric=EM, kind="non_inferiority", margin=0.03),
-    Rule(metric=EM, kind="floor", threshold=0.9, critical=False),
-    Rule(metric="latency/ttft_ms/p95", kind="latency_relative", max_increase=0.2, higher_is_better=False),
+    NonInferiorityRule(metric=EM, margin=0.03),
+    FloorRule(metric=EM, threshold=0.9, critical=False),
+    LatencyRelativeRule(metric="latency/ttft_ms/p95", max_increase=0.2, higher_is_better=False),
 ]
 
 

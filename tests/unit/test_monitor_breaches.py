@@ -8,7 +8,7 @@ from rich.console import Console
 
 from aire.cli.console import floors_lines, rules_lines, summary_table
 from aire.core.types import Estimate, Summary, Verdict
-from aire.gate.policy import Rule, RuleResult
+from aire.gate.policy import FloorRule, RuleResult
 from aire.monitor.escalation import escalate
 from aire.monitor.respond import breaches, suspicions
 from aire.monitor.results import CanaryResult, TrafficResult
@@ -73,7 +73,7 @@ def _text(lines: list[str]) -> list[str]:
 
 
 def test_console_rule_and_floor_lines() -> None:
-    rule = Rule(metric="exact_match/mean", kind="floor", threshold=0.9)
+    rule = FloorRule(metric="exact_match/mean", threshold=0.9)
     lines = _text(rules_lines([RuleResult(rule=rule, verdict=Verdict.INCONCLUSIVE, reason="straddles")]))
     assert lines == ["INCONCLUSIVE straddles"]
     assert _text(floors_lines([("exact_match/mean >= 0.9", 0.8, False), ("numeric/mean >= 0.5", None, True)])) == [

@@ -11,7 +11,7 @@ import pytest
 from scipy import optimize, special
 
 from aire.gate.evidence import PairedData, compare
-from aire.gate.policy import Counts, Policy, Rule, Verdict, decide
+from aire.gate.policy import Counts, NonInferiorityRule, Policy, Verdict, decide
 from aire.stats.paired_proportions import latent_cells, restricted_q, score_z, table_log_pmf, tango_interval
 
 ALPHA = 0.05
@@ -64,7 +64,7 @@ def test_no_discordant_pair_is_not_proof_of_equality() -> None:
 
 
 def _ni_policy() -> Policy:
-    return Policy(n_min=1, rules=[Rule(metric="exact_match/mean", kind="non_inferiority", margin=MARGIN)])
+    return Policy(n_min=1, rules=[NonInferiorityRule(metric="exact_match/mean", margin=MARGIN)])
 
 
 def test_the_gate_decides_with_the_score_interval() -> None:

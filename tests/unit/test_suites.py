@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from aire.core.errors import SuiteError
-from aire.data.suites import Floor, load_suite, suite_version
+from aire.core.rules import FloorRule, parse_floor
+from aire.data.suites import load_suite, suite_version
 from aire.run import bind_evaluator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,7 +36,8 @@ def test_arith_loads_and_renders() -> None:
     assert first.prompt == "Q: 3+4=\nA:"
     assert first.reference == "7"
     assert first.slices == {"op": "add"}
-    assert suite.floors == [Floor(metric="exact_match/mean", op=">=", threshold=0.9)]
+    assert suite.floors == [FloorRule(metric="exact_match/mean", threshold=0.9, strict=False)]
+    assert [str(f) for f in suite.floors] == ["exact_match/mean >= 0.9"]  # what MLflow params show
     assert len(suite.version) == 64
 
 
@@ -141,7 +143,7 @@ def test_floor_on_unknown_metric(suite_dir: Path) -> None:
 
 
 def test_floor_syntax() -> None:
-    assert Floor.parse("latency/ttft_ms/p95 <= 250").holds(200.0)
-    assert not Floor.parse("exact_match/mean > 0.9").holds(0.9)
+    assert parse_floor("latency/ttft_ms/p95 <= 250").holds(200.0)
+    assert not parse_floor("exact_match/mean > 0.9").holds(0.9)
     with pytest.raises(ValueError):
-        Floor.parse("exact_match/mean ~ 0.9")
+        parse_floor("exact_match/mean ~ 0.9")
