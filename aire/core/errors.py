@@ -95,11 +95,20 @@ def validation_summary(
     """(message, field) covering every error pydantic found, on one line: the first error's message
     and field, then ``; field: message`` for each other. ``prefix``: where the object sits in its file.
     ``tags``: the discriminator values of a tagged union in the model (a rule's ``kind``): pydantic puts
-    the member's tag into the location (``rules.0.floor.threshold``), which the file does not have."""
+    the member's tag into the location (``rules[0].floor.threshold``), which the file does not have.
+    Fields read as a path into the file: ``rules[0].threshold``, ``messages[0].role``."""
     errors = exc.errors()
-    fields = [".".join([*map(str, prefix), *map(str, _file_loc(err["loc"], tags))]) or None for err in errors]
+    fields = [field_path([*prefix, *_file_loc(err["loc"], tags)]) or None for err in errors]
     rest = "".join(f"; {f or '(top level)'}: {err['msg']}" for f, err in zip(fields[1:], errors[1:], strict=True))
     return errors[0]["msg"] + rest, fields[0]
+
+
+def field_path(loc: Iterable[str | int]) -> str:
+    """``("rules", 0, "kind")`` as ``rules[0].kind``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
 
 
 def _file_loc(loc: Sequence[str | int], tags: Collection[str]) -> list[str | int]:

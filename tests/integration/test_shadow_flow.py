@@ -241,7 +241,7 @@ def test_bad_traffic_line_names_the_line(gate_env: Path, capsys: pytest.CaptureF
     traffic.write_text('{"id": "a", "prompt": "Q: 1+1=\\nA:"}\n{"id": "b", "messages": [{"role": "bot"}]}\n')
     assert gate(gate_env, "challenger-same", "--traffic", str(traffic)) == 3
     err = capsys.readouterr().err
-    assert f"{traffic}:2" in err and "messages.0.role" in err
+    assert f"{traffic}:2" in err and "messages[0].role" in err
 
 
 def test_sigkill_mid_comparison_then_resume_sends_only_missing_requests(

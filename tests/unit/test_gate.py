@@ -151,5 +151,5 @@ def test_unknown_policy_key_suggests(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match=r"rules\[0\]\.treshold.*did you mean: threshold"):
         load_policy(path)
     path.write_text("rules: [{metric: em/mean, kind: floor}]\n")
-    with pytest.raises(PolicyError, match=r"field 'rules\.0\.threshold': Field required"):
+    with pytest.raises(PolicyError, match=r"field 'rules\[0\]\.threshold': Field required"):
         load_policy(path)

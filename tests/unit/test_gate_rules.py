@@ -111,9 +111,9 @@ def test_a_foreign_field_in_code_is_a_pydantic_error_naming_it() -> None:
 @pytest.mark.parametrize(
     ("body", "field", "text"),
     [
-        ("{metric: m, kind: ceiling}", "rules.0.threshold", "Field required"),
-        ("{metric: m, kind: latency_relative}", "rules.0.max_increase", "Field required"),
-        ("{metric: m, kind: latency_relative, max_increase: -0.1}", "rules.0.max_increase", "greater than or equal"),
+        ("{metric: m, kind: ceiling}", "rules[0].threshold", "Field required"),
+        ("{metric: m, kind: latency_relative}", "rules[0].max_increase", "Field required"),
+        ("{metric: m, kind: latency_relative, max_increase: -0.1}", "rules[0].max_increase", "greater than or equal"),
         ("{metric: m, kind: flor, threshold: 1}", "rules[0].kind", "unknown kind 'flor' (did you mean: floor?)"),
         ("{metric: m, threshold: 1}", "rules[0].kind", "a rule needs 'kind'"),
     ],

@@ -52,7 +52,7 @@ def test_limit_and_version_changes_with_content(tmp_path: Path) -> None:
         ({"id": "x"}, ":2 field 'prompt': give exactly one of 'prompt' or 'messages'"),
         ({"prompt": "p", "messages": []}, ":2 field 'prompt': give exactly one"),
         ({"prompt": ""}, ":2 field 'prompt': must be a non-empty string"),
-        ({"messages": [{"role": "bot", "content": "x"}]}, ":2 field 'messages.0.role'"),
+        ({"messages": [{"role": "bot", "content": "x"}]}, ":2 field 'messages[0].role'"),
         ({"id": "first", "prompt": "again"}, ":2 field 'id': duplicate id 'first' (first on line 1)"),
         ({"prompt": "p", "max_tokens": 0}, ":2 field 'max_tokens'"),
         ({"prompt": "p", "id": True}, ":2 field 'id'"),
