@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +15,7 @@ from aire.client.endpoints import CHAT_PATH, COMPLETIONS_PATH, EndpointClient, p
 from aire.core.errors import EndpointError
 from aire.core.settings import Settings
 from aire.core.types import ChatMessage, Completion, GenerationParams, Sample
+from aire.ops.processes import free_port
 from aire.testing.fake_openai import FakeOpenAI, Fault, RequestInfo, fail_first
 
 Q = Sample(id="q1", prompt="Q: 3+4=\nA:")
@@ -34,12 +34,6 @@ def client(ep: EndpointConfig, **kw: Any) -> EndpointClient:
     kw.setdefault("backoff_s", 0.005)
     kw.setdefault("max_backoff_s", 0.02)
     return EndpointClient(ep, **kw)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def one(
