@@ -128,13 +128,7 @@ def fake_server() -> Iterator[str]:
 
     It answers the arith prompts correctly, with 10 ms latency. Yields its base URL (with /v1).
     """
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aire.testing.fake_openai", "--port", "0", "--latency-ms", "10"],
-        stdout=subprocess.PIPE,
-        start_new_session=True,
-    )
-    assert proc.stdout is not None
-    base_url = proc.stdout.readline().decode().strip()
+    proc, base_url = fake_process(latency_ms=10)
     try:
         wait_http(base_url.removesuffix("/v1") + "/health", 20, proc)
         yield base_url
