@@ -36,6 +36,11 @@ VLLM_VENV = _REAL.vllm_venv_dir
 # The backends a store test runs on: SQLite always; PostgreSQL when its server binaries are installed
 # (`make test` installs Debian's postgresql when missing and root), else those cases skip and say why.
 STORE_BACKENDS = ("sqlite", "postgresql")
+# For a test of a module that runs on both backends whose behaviour no backend can change (input refused
+# before the store is opened; how Prefect is started): it runs once, on SQLite.
+SQLITE_ONLY = pytest.mark.parametrize("aire_store", ["sqlite"], indirect=True)
+# The `aire` console script of this environment, for tests that run the command as a user does.
+AIRE = str(Path(sys.executable).parent / "aire")
 
 for _key, _value in QUIET_ENV.items():
     os.environ.setdefault(_key, _value)
@@ -92,6 +97,24 @@ def run_ids(store: Store, kind: str | None = None) -> list[str]:
         return [r[0] for r in rows if kind is None or r[1] == kind]
 
 
+def mlflow_client(home: Path) -> Any:
+    """An MlflowClient of an aire home's tracking store, which also becomes the global tracking URI:
+    MlflowClient.load_table finds artifacts through the global URI, not the client's."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+def mlflow_runs(home: Path, filter_string: str = "") -> list[Any]:
+    """The runs of the home's ``aire`` experiment; [] before the first run created it."""
+    client = mlflow_client(home)
+    exp = client.get_experiment_by_name("aire")
+    return [] if exp is None else client.search_runs([exp.experiment_id], filter_string=filter_string)
+
+
 def write_config(path: Path, endpoints: dict[str, dict[str, object]]) -> Path:
     import yaml
 
@@ -105,13 +128,7 @@ def fake_server() -> Iterator[str]:
 
     It answers the arith prompts correctly, with 10 ms latency. Yields its base URL (with /v1).
     """
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aire.testing.fake_openai", "--port", "0", "--latency-ms", "10"],
-        stdout=subprocess.PIPE,
-        start_new_session=True,
-    )
-    assert proc.stdout is not None
-    base_url = proc.stdout.readline().decode().strip()
+    proc, base_url = fake_process(latency_ms=10)
     try:
         wait_http(base_url.removesuffix("/v1") + "/health", 20, proc)
         yield base_url

@@ -23,10 +23,9 @@ import pytest
 from aire.cli.app import main
 from aire.core.settings import get_settings
 from aire.ops.processes import free_port
-from tests.conftest import REPO, stop_process, wait_http, write_config
+from tests.conftest import AIRE, REPO, stop_process, wait_http, write_config
 
 pytestmark = pytest.mark.integration
-AIRE = str(Path(sys.executable).parent / "aire")
 MODEL = "aire-model"
 TRAFFIC = REPO / "datasets" / "traffic" / "arith-prod.jsonl"
 

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -20,19 +19,20 @@ import pytest
 from aire.cli.app import main
 from aire.core.settings import get_settings
 from aire.store.store import FINISHED, Store
-from tests.conftest import REPO, fake_process, run_ids, server_stats, stop_process
+from tests.conftest import (
+    AIRE,
+    REPO,
+    SQLITE_ONLY,
+    fake_process,
+    mlflow_client,
+    mlflow_runs,
+    run_ids,
+    server_stats,
+    stop_process,
+)
 
 # Each test runs on both store backends (SQLite, PostgreSQL): aire_store in tests/conftest.py.
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("aire_store")]
-AIRE = str(Path(sys.executable).parent / "aire")
-
-
-def mlflow_runs(home: Path) -> list:
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("aire")
-    return [] if exp is None else client.search_runs([exp.experiment_id])
 
 
 def test_offline_flow_records_everything(
@@ -56,15 +56,9 @@ def test_offline_flow_records_everything(
     assert params["aire_version"] and params["code_version"]
     assert run.data.tags["aire.floors"] == "pass"
 
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{aire_env / 'mlflow.db'}")
+    client = mlflow_client(aire_env)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"samples.json", "summary.json", "report.md"} <= artifacts
-    import mlflow
-
-    # MlflowClient.load_table searches runs through the global tracking URI, not the client's.
-    mlflow.set_tracking_uri(f"sqlite:///{aire_env / 'mlflow.db'}")
     table = client.load_table(run.info.experiment_id, "samples.json", run_ids=[run.info.run_id])
     assert len(table) == 200 and set(table["score.exact_match"]) == {1.0}
     assert {"prompt", "reference", "output", "ttft_ms", "tpot_ms", "e2e_ms", "output_tokens"} <= set(table.columns)
@@ -150,6 +144,7 @@ def test_sigkill_mid_run_then_resume_requests_only_missing_samples(
         stop_process(server)
 
 
+@SQLITE_ONLY  # about how Prefect is started; the flow's store on PostgreSQL is the other tests' job
 def test_ephemeral_prefect_when_no_server_is_configured(aire_env: Path, fake_server: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")}
     proc = subprocess.run(

@@ -12,17 +12,13 @@ from pathlib import Path
 import pytest
 
 from aire.cli.app import main
-from tests.conftest import MODELS_DIR, write_config
+from tests.conftest import MODELS_DIR, mlflow_client, mlflow_runs, write_config
 
 pytestmark = pytest.mark.integration
 
 
 def mlflow_run(home: Path, name: str):
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("aire")
-    (run,) = client.search_runs([exp.experiment_id], filter_string=f"attributes.run_name = '{name}'")
+    (run,) = mlflow_runs(home, f"attributes.run_name = '{name}'")
     return run
 
 
@@ -73,7 +69,10 @@ def test_chat_suite_on_vllm(config: Path, aire_env: Path, prefect_api: str) -> N
 def test_gate_fails_the_worse_model_on_real_vllm(
     config: Path, aire_env: Path, prefect_api: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The promotion gate end to end on real servers: shadow both, FAIL, sequential stops early."""
+    """The promotion gate end to end on real servers: shadow both, FAIL, the real models' digests recorded.
+
+    Sequential early stopping is checked on the fake servers (test_shadow_flow.py), registering by digest
+    in test_registry.py: both are the same code whatever serves the model."""
     common = ["gate", "--champion", "champion", "--challenger", "challenger-worse", "--suite", "arith"]
     assert main([*common, "--out", str(tmp_path / "fixed")]) == 1
     decision = json.loads((tmp_path / "fixed" / "decision.json").read_text())
@@ -86,11 +85,9 @@ def test_gate_fails_the_worse_model_on_real_vllm(
     assert decision["provenance"]["challenger"]["weights_digest"] == digests["challenger-worse"]["weights_sha256"]
     assert decision["provenance"]["champion"]["tokenizer_digest"] == digests["champion"]["tokenizer_sha256"]
 
-    assert main([*common, "--sequential", "--batch", "25", "--out", str(tmp_path / "seq")]) == 1
-    seq = json.loads((tmp_path / "seq" / "decision.json").read_text())["sequential"]
-    assert seq["n_used"] < 200 and seq["looks"][-1]["verdict"] == "FAIL"
-    # Registering is idempotent by weights digest: the second gate found the versions of the first.
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{aire_env / 'mlflow.db'}")
-    assert len(client.search_model_versions("name = 'aire-model'")) == 2
+    # Each arm is a registered version tagged with the digest of the weights it serves.
+    client = mlflow_client(aire_env)
+    tagged = {
+        mv.tags["endpoint"]: mv.tags["weights_digest"] for mv in client.search_model_versions("name = 'aire-model'")
+    }
+    assert tagged == {arm: digests[arm]["weights_sha256"] for arm in digests}

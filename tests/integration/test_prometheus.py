@@ -16,7 +16,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -30,11 +29,10 @@ import yaml
 
 from aire.data.logs import LogRecord
 from aire.ops.processes import free_port, http_get
-from tests.conftest import REPO, stop_process, wait_http
+from tests.conftest import AIRE, REPO, stop_process, wait_http
 from tests.unit.test_promtool import ensure_prometheus
 
 pytestmark = pytest.mark.integration
-AIRE = str(Path(sys.executable).parent / "aire")
 GRAFANA = REPO / "infra" / "grafana"
 PROM_CONFIG = REPO / "infra" / "prometheus" / "prometheus.yml"
 ALERTS = REPO / "infra" / "prometheus" / "alerts.yml"
@@ -364,35 +362,6 @@ def test_get_metrics_merges_both_models_files(aire_metrics: MetricsServer, expor
         }
     served = {(s.name, frozenset(s.labels.items())) for f in found.values() for s in f.samples}
     assert served - {("aire_textfile_scrape_error", frozenset())} == from_files
-
-
-def test_files_are_read_at_every_scrape_and_a_bad_one_is_skipped(tmp_path: Path) -> None:
-    from aire.monitor.metrics import MonitorMetrics
-
-    home = tmp_path / "home"
-    server = start_aire_metrics(home, tmp_path)  # <home>/metrics does not even exist yet
-    try:
-        status, body = http_get(server.url)
-        assert status == 200 and "aire_accuracy" not in families(body)
-        m = MonitorMetrics()
-        m.record(model=MODEL, version="1", endpoint="e", accuracy=0.5)
-        m.write_textfile(home / "metrics" / f"{MODEL}.prom")
-        (home / "metrics" / "broken.prom").write_text('aire_accuracy{model="x" 0.1\n')
-        for _ in range(2):
-            _, body = http_get(server.url)
-            found = families(body)
-            assert [s.value for s in found["aire_accuracy"].samples] == [0.5]
-            assert found["aire_textfile_scrape_error"].samples[0].value == 1.0
-        m.record(model=MODEL, version="2", endpoint="e", accuracy=0.75)  # the next monitor run
-        m.write_textfile(home / "metrics" / f"{MODEL}.prom")
-        _, body = http_get(server.url)
-        [sample] = families(body)["aire_accuracy"].samples
-        assert (sample.value, sample.labels["version"]) == (0.75, "2")
-    finally:
-        stop_process(server.proc)
-    lines = [line for line in server.stderr.read_text().splitlines() if "broken.prom" in line]
-    assert len(lines) == 1, server.stderr.read_text()  # named once, not at every scrape
-    assert "skipping" in lines[0]
 
 
 # --------------------------------------------------------------------------- through Prometheus

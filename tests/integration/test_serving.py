@@ -9,7 +9,6 @@ Models are built into the real models folder (``AIRE_MODELS`` or ``.aire/models`
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from aire.client.config import EndpointConfig, LocalServe
 from aire.core.settings import Settings
 from aire.ops import models, vllm_env
 from aire.ops import vllm as serving
+from aire.ops.processes import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -30,12 +30,6 @@ REPO = Path(__file__).resolve().parents[2]
 ROWS = [json.loads(line) for line in (REPO / "datasets" / "arith" / "samples.jsonl").read_text().splitlines()]
 PROMPT = "Q: {question}=\nA:"  # datasets/arith/suite.yaml
 CORES = {"champion": "0", "challenger-worse": "1", "challenger-same": "0"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def post(base_url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:

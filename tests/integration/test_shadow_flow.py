@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +19,21 @@ import yaml
 from aire.cli.app import main
 from aire.core.settings import get_settings
 from aire.store.store import FINISHED, Store
-from tests.conftest import REPO, fake_process, run_ids, server_stats, stop_process, write_config
+from tests.conftest import (
+    AIRE,
+    REPO,
+    SQLITE_ONLY,
+    fake_process,
+    mlflow_client,
+    mlflow_runs,
+    run_ids,
+    server_stats,
+    stop_process,
+    write_config,
+)
 
 # Each test runs on both store backends (SQLite, PostgreSQL): aire_store in tests/conftest.py.
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("aire_store")]
-AIRE = str(Path(sys.executable).parent / "aire")
 
 # A policy the fake servers can meet: latency rules loose enough for a loaded 2-core CI box.
 POLICY = {
@@ -69,21 +78,6 @@ def gate_env(aire_env: Path, arms: dict[str, str], tmp_path: Path, prefect_api: 
     return tmp_path
 
 
-def mlflow_client(home: Path):
-    import mlflow
-    from mlflow import MlflowClient
-
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)  # load_table resolves artifacts through the global URI
-    return MlflowClient(tracking_uri=uri)
-
-
-def runs(home: Path) -> list:
-    client = mlflow_client(home)
-    exp = client.get_experiment_by_name("aire")
-    return [] if exp is None else client.search_runs([exp.experiment_id])
-
-
 def gate(tmp: Path, challenger: str, *extra: str) -> int:
     return main(
         [
@@ -121,7 +115,7 @@ def test_same_model_passes_and_everything_is_recorded(
     assert (gate_env / "out" / "latency.png").read_bytes()[:4] == b"\x89PNG"
 
     # One parent run with one nested run per arm, all finished, with the artifacts a reviewer opens.
-    by_kind = {r.data.tags["aire.kind"]: r for r in runs(aire_env)}
+    by_kind = {r.data.tags["aire.kind"]: r for r in mlflow_runs(aire_env)}
     assert set(by_kind) == {"shadow", "shadow-champion", "shadow-challenger"}
     parent = by_kind["shadow"]
     assert parent.info.run_id == decision["mlflow"]["run_id"]
@@ -207,6 +201,7 @@ def test_replayed_traffic_compares_agreement_and_latency(gate_env: Path, aire_en
     assert 0.55 < agreement < 0.85  # the fake is wrong on a seeded ~30% of prompts
 
 
+@SQLITE_ONLY  # refused before the store is opened
 @pytest.mark.parametrize(
     "args, fragment",
     [
@@ -224,10 +219,12 @@ def test_bad_input_exits_3_and_records_nothing(
     assert main(full) == 3
     err = capsys.readouterr().err
     assert fragment in err and len(err.strip().splitlines()) == 1
-    assert runs(aire_env) == []
+    assert mlflow_runs(aire_env) == []
     assert not (gate_env / "out").exists()
+    assert not (aire_env / "aire.db").exists()  # refused before the store was opened: SQLITE_ONLY
 
 
+@SQLITE_ONLY  # refused before the store is opened
 def test_bad_policy_key_says_did_you_mean(gate_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = dict(POLICY, rules=[dict(POLICY["rules"][0], margn=0.1)])
     (gate_env / "policy.yaml").write_text(yaml.safe_dump(bad))
@@ -236,6 +233,7 @@ def test_bad_policy_key_says_did_you_mean(gate_env: Path, capsys: pytest.Capture
     assert "rules[0].margn" in err and "did you mean: margin" in err
 
 
+@SQLITE_ONLY  # refused before the store is opened
 def test_bad_traffic_line_names_the_line(gate_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     traffic = gate_env / "t.jsonl"
     traffic.write_text('{"id": "a", "prompt": "Q: 1+1=\\nA:"}\n{"id": "b", "messages": [{"role": "bot"}]}\n')
@@ -275,7 +273,7 @@ def test_sigkill_mid_comparison_then_resume_sends_only_missing_requests(
         arm_runs = {kind: run_ids(store, f"shadow-{kind}")[0] for kind in ("champion", "challenger")}
         done = {arm: store.completed_ids(rid) for arm, rid in arm_runs.items()}
         before = {"champion": server_stats(url_a)["requests"], "challenger": server_stats(url_b)["requests"]}
-        assert runs(aire_env) == []  # nothing half-written recorded
+        assert mlflow_runs(aire_env) == []  # nothing half-written recorded
         assert not (gate_env / "out" / "decision.json").exists()
 
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
@@ -296,6 +294,7 @@ def test_sigkill_mid_comparison_then_resume_sends_only_missing_requests(
         stop_process(slow_b)
 
 
+@SQLITE_ONLY  # refused before the store is opened
 def test_rule_direction_contradicting_its_evaluator_exits_3(
     gate_env: Path, aire_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -305,9 +304,10 @@ def test_rule_direction_contradicting_its_evaluator_exits_3(
     err = capsys.readouterr().err
     assert "rules[0].higher_is_better" in err and "evaluator says higher is better" in err
     assert len(err.strip().splitlines()) == 1
-    assert runs(aire_env) == [] and not (gate_env / "out").exists()
+    assert mlflow_runs(aire_env) == [] and not (gate_env / "out").exists()
 
 
+@SQLITE_ONLY  # refused before the store is opened
 def test_sequential_refuses_clustered_samples(
     gate_env: Path, aire_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -320,4 +320,4 @@ def test_sequential_refuses_clustered_samples(
     assert gate(gate_env, "challenger-same", "--suite", str(suite), "--sequential") == 3
     err = capsys.readouterr().err
     assert "--sequential cannot account for clustered samples" in err and "'doc'" in err
-    assert runs(aire_env) == []
+    assert mlflow_runs(aire_env) == []

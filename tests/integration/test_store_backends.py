@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from aire.store.store import FINISHED, Store
+from tests.conftest import AIRE
 
 pytestmark = pytest.mark.integration
-AIRE = str(Path(sys.executable).parent / "aire")
 
 
 def test_two_concurrent_flow_runs_lose_no_row(

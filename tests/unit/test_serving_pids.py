@@ -25,6 +25,7 @@ from aire.core.errors import ServingError
 from aire.core.settings import Settings
 from aire.ops import logs, models, processes, vllm_env
 from aire.ops import vllm as serving
+from aire.ops.processes import free_port
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
@@ -74,12 +75,6 @@ def victim() -> Iterator[psutil.Process]:
     yield psutil.Process(proc.pid)
     proc.kill()
     proc.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def alive(pid: int) -> bool:

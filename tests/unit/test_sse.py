@@ -107,6 +107,7 @@ def test_chat_deltas_with_the_opening_role_chunk() -> None:
 def test_empty_answer_has_no_ttft() -> None:
     out = parse([completion_stream([])])
     assert out.text == "" and out.output_tokens == 0 and out.ttft_s is None and out.tpot_s is None
+    assert out.e2e_s is not None and out.e2e_s >= 0  # the request still took its time
 
 
 # -------------------------------------------------------------------------------------------- errors
