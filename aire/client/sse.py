@@ -6,23 +6,23 @@ first and the last content chunk were read. Anything unreadable raises the trans
 protocol error; an in-stream ``{"error": ...}`` chunk raises what its status would (see ``transport``).
 
 The hot path is kept lean on purpose (a benchmark holds aire to 95% of a bare aiohttp client): lines
-are split and matched with bytes operations and decoded with ``json.loads`` only when they carry data.
+are split and matched with bytes operations and decoded with ``orjson.loads`` only when they carry data.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+import orjson
 
 from aire.client.transport import Reader, clip, error_chunk, protocol_error
 from aire.core.types import Completion
 
 _perf = time.perf_counter
-_loads = json.loads
+_loads = orjson.loads
 # aiohttp's readline refused lines over twice its 64 KiB buffer; a longer SSE line is still a protocol error.
 MAX_LINE = 2 * 2**16
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 
 from aire.core.types import Completion, Sample, Score
@@ -98,6 +98,15 @@ class ResultWriter:
 
     def _loop(self) -> None:
         table = ResultRow.__table__
+        # Samples that already have a row in this run (an earlier attempt's error, or one this writer
+        # wrote): only those need the DELETE that makes a retried sample replace its row, and a fresh
+        # run's batches skip it.
+        try:
+            with self._engine.connect() as conn:
+                stored = set(conn.execute(select(table.c.sample_id).where(table.c.run_id == self._run_id)).scalars())
+        except BaseException as exc:  # surfaced to the caller on the next put/close
+            self._error = exc
+            stored = set()
         stop = False
         while not stop:
             batch = [self._queue.get()]
@@ -119,14 +128,15 @@ class ResultWriter:
                 continue
             try:
                 rows = [r.to_row(self._run_id, self._fingerprint(r.sample)) for r in results]
+                ids = [r["sample_id"] for r in rows]
+                replaced = [i for i in ids if i in stored]
                 with self._engine.begin() as conn:
-                    # A retried sample replaces its failed row: one row per sample and run.
-                    conn.execute(
-                        delete(table).where(
-                            table.c.run_id == self._run_id, table.c.sample_id.in_([r["sample_id"] for r in rows])
+                    if replaced:  # a retried sample replaces its failed row: one row per sample and run
+                        conn.execute(
+                            delete(table).where(table.c.run_id == self._run_id, table.c.sample_id.in_(replaced))
                         )
-                    )
                     conn.execute(table.insert(), rows)
+                stored.update(ids)
                 self.written += len(rows)
             except BaseException as exc:  # surfaced to the caller on the next put/close
                 self._error = exc

@@ -79,6 +79,18 @@ def test_retried_sample_replaces_failed_row(store: Store) -> None:
     assert len(rows) == 1 and rows[0].error_type is None and rows[0].scores == {"em": 0.0}
 
 
+def test_a_sample_retried_within_one_writer_replaces_its_row(store: Store) -> None:
+    # A Prefect task retry sends a shard's failed samples again through the same open writer.
+    run_id = new_run(store)
+    with store.writer(run_id, FP) as w:
+        w.put(result("a", error=True))
+        w.put(result("b"))
+        w.flush()  # the first rows are committed before the retry's
+        w.put(result("a", value=0.0))
+    rows = {r.sample_id: r for r in store.results(run_id)}
+    assert len(rows) == 2 and rows["a"].error_type is None and rows["a"].scores == {"em": 0.0}
+
+
 def test_resumable_until_finished(store: Store) -> None:
     run_id = new_run(store, key="abc")
     assert store.find_resumable("abc").id == run_id
