@@ -112,11 +112,14 @@ class ResultWriter:
             batch = [self._queue.get()]
             # Gather what arrives within a short window into one transaction. Committing every row
             # on its own costs ~0.5 ms of Python under the GIL per commit, which at hundreds of
-            # samples per second starves the event loop that drives the requests.
-            deadline = time.monotonic() + self.window_s
-            while batch[-1] is not self._STOP and (remaining := deadline - time.monotonic()) > 0:
+            # samples per second starves the event loop that drives the requests. The thread sleeps
+            # out the window and then drains the queue, rather than waking for every row: each
+            # wake-up takes the GIL from the event loop (measured: a third of the writer's CPU).
+            if isinstance(batch[0], SampleResult):
+                time.sleep(self.window_s)
+            while True:
                 try:
-                    batch.append(self._queue.get(timeout=remaining))
+                    batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
             flushes = [b for b in batch if isinstance(b, threading.Event)]

@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -102,12 +103,27 @@ def test_resumable_until_finished(store: Store) -> None:
 
 
 def test_many_rows_are_group_committed(store: Store) -> None:
+    from sqlalchemy import event
+
     run_id = new_run(store)
-    with store.writer(run_id, FP) as w:
-        for i in range(2000):
-            w.put(result(f"s{i}"))
+    commits: list[int] = []
+
+    def count(_conn: object) -> None:
+        commits.append(1)
+
+    event.listen(store.engine, "commit", count)
+    try:
+        with store.writer(run_id, FP) as w:
+            for i in range(2000):
+                w.put(result(f"s{i}"))
+                if i % 500 == 0:
+                    time.sleep(0.01)  # rows keep arriving while the writer sleeps out its window
+    finally:
+        event.remove(store.engine, "commit", count)
     assert store.count_results(run_id) == 2000
     assert w.written == 2000
+    # One transaction per window, not per row (the first commit is the stored-ids query's).
+    assert 1 <= len(commits) <= 20
 
 
 def test_writer_error_surfaces(store: Store) -> None:
