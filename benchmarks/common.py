@@ -42,3 +42,22 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def settle(max_wait_s: float = 20.0, idle_below: float = 20.0) -> float:
+    """Wait until the machine is quiet (system-wide CPU under ``idle_below`` percent over half a second),
+    at most ``max_wait_s``; returns the seconds waited.
+
+    A flow run leaves work behind once it returns (the Prefect server ingesting its events and logs,
+    MLflow's store): measured, it slowed the *next* round against vLLM by up to 2.5x, on either side.
+    Each round therefore starts on a quiet machine; what a round does while it runs is still measured.
+    """
+    import time
+
+    import psutil
+
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < max_wait_s:
+        if psutil.cpu_percent(interval=0.5) < idle_below:
+            break
+    return time.perf_counter() - t0

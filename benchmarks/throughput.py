@@ -29,7 +29,7 @@ from pathlib import Path
 import aiohttp
 
 from aire.ops.processes import free_port, wait_for
-from benchmarks.common import make_suite, start, stop
+from benchmarks.common import make_suite, settle, start, stop
 
 BIN = Path(sys.executable).parent
 HEAVY = ("prefect", "mlflow", "datasets", "ragas", "great_expectations", "torch", "scipy", "pandas")
@@ -91,9 +91,11 @@ def compare(label: str, suite: Path, base_url: str, model: str, concurrency: int
     raw, raw_cpu, aire_exec, aire_cpu, aire_wall = [], [], [], [], []
     asyncio.run(raw_client(base_url, model, prompts[:64], concurrency))  # warm the server's caches
     for _ in range(rounds):
+        settle()
         cpu = time.process_time()
         raw.append(asyncio.run(raw_client(base_url, model, prompts, concurrency)))
         raw_cpu.append(time.process_time() - cpu)
+        settle()
         execution, execution_cpu, wall = aire_flow(suite, base_url, model, concurrency)
         aire_exec.append(execution)
         aire_cpu.append(execution_cpu)
