@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from aire.core.errors import InputError, did_you_mean
 from aire.core.plugins import EntryPointGroup, PluginError, describe
-from aire.core.types import Completion, Sample, Score
+from aire.core.types import SAMPLE_EXTRAS, Completion, Sample, Score
 from aire.stats import AGGREGATION_NAMES
 from evaluators.options import OptionError, OptionsValidator, build_options_model, option_errors, values
 
@@ -89,6 +89,9 @@ class EvaluatorSpec:
     option_annotations: Mapping[str, Any]
     is_async: bool
     validate_options: OptionsValidator | None = field(default=None, repr=False)
+    # What the evaluator reads beyond prompt, reference and completion ("contexts", "reference_contexts"):
+    # a suite that cannot provide it is refused when it loads, naming the evaluator.
+    requires: tuple[str, ...] = ()
     # Built once at registration so ``bind`` is one ``model_validate``; its JSON schema documents the options.
     options_model: type[BaseModel] = field(default=BaseModel, repr=False, compare=False)
 
@@ -109,6 +112,7 @@ def _spec_from_function(
     aggregations: tuple[str, ...],
     description: str,
     validate_options: OptionsValidator | None,
+    requires: tuple[str, ...] = (),
 ) -> EvaluatorSpec:
     where = f"evaluator {name!r} ({getattr(fn, '__qualname__', fn)!r})"
     # eval_str resolves the string annotations of ``from __future__ import annotations`` modules, and
@@ -150,6 +154,7 @@ def _spec_from_function(
         ),
         is_async=inspect.iscoroutinefunction(fn),
         validate_options=validate_options,
+        requires=requires,
         options_model=model,
     )
 
@@ -161,6 +166,7 @@ def evaluator(
     aggregations: tuple[str, ...] = ("mean",),
     description: str = "",
     validate_options: OptionsValidator | None = None,
+    requires: tuple[str, ...] = (),
 ) -> Callable[[EvaluatorFn], EvaluatorFn]:
     """Register ``fn(sample, completion, *, <options>) -> Score | float | bool | None`` under ``name``.
 
@@ -171,6 +177,8 @@ def evaluator(
         description: One line for listings; defaults to the first line of the docstring.
         validate_options: Optional cross-option check run by ``bind`` after each option's type
             was validated; raise ``OptionError(option, msg)`` to blame one option, or ``ValueError``.
+        requires: Sample data beyond prompt and reference that the evaluator reads: ``contexts``,
+            ``reference_contexts``. A suite without them is refused at load time.
 
     The function is returned unchanged, so it stays directly callable in tests. The decorator raises
     ``DuplicateEvaluator`` if the name is taken and ``ValueError``/``TypeError`` on a bad declaration.
@@ -188,6 +196,9 @@ def evaluator(
         )
     if len(set(aggs)) != len(aggs):
         raise ValueError(f"evaluator {name!r}: duplicate aggregations {aggs}")
+    unknown = [r for r in requires if r not in SAMPLE_EXTRAS]
+    if unknown:
+        raise ValueError(f"evaluator {name!r}: unknown requirement {unknown[0]!r}; known: {', '.join(SAMPLE_EXTRAS)}")
 
     def register(fn: EvaluatorFn) -> EvaluatorFn:
         if name in _REGISTRY:
@@ -203,6 +214,7 @@ def evaluator(
             aggregations=aggs,
             description=description,
             validate_options=validate_options,
+            requires=tuple(requires),
         )
         return fn
 
@@ -288,6 +300,10 @@ class BoundEvaluator:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        return self.spec.requires
 
     async def score(self, sample: Sample, completion: Completion) -> Score:
         """Score one completion. Never raises (except cancellation); NaN means "could not score"."""

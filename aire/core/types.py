@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aire.core.errors import EXIT_ERROR, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
 
+# What an evaluator may require of a sample beyond prompt and reference, and the suite.yaml setting
+# that provides it (``@evaluator(requires=...)``; a suite without the setting is refused at load time).
+SAMPLE_EXTRAS: dict[str, str] = {"contexts": "contexts_field", "reference_contexts": "reference_contexts_field"}
+
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -46,6 +50,10 @@ class Sample(BaseModel):
     # The raw row from samples.jsonl, for evaluators that need more than the reference.
     fields: dict[str, Any] = Field(default_factory=dict)
     slices: dict[str, str] = Field(default_factory=dict)
+    # Retrieval-augmented suites: the passages the retriever returned with this question, and those
+    # that hold its answer (``contexts_field`` / ``reference_contexts_field`` in suite.yaml).
+    contexts: tuple[str, ...] | None = None
+    reference_contexts: tuple[str, ...] | None = None
 
     @property
     def is_chat(self) -> bool:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from aire.core.errors import SuiteError, did_you_mean, from_validation
 from aire.core.jsonl import read_jsonl
 from aire.core.rules import Floor, parse_floor
-from aire.core.types import ChatMessage, GenerationParams, Sample
+from aire.core.types import SAMPLE_EXTRAS, ChatMessage, GenerationParams, Sample
 from aire.core.yamlfile import read_mapping
 
 SUITE_FILE = "suite.yaml"
@@ -86,6 +86,10 @@ class SuiteSpec(BaseModel):
     generation: GenerationParams = Field(default_factory=GenerationParams)
     id_field: str = "id"
     reference_field: str | None = None
+    # RAG suites: a field holding the retrieved passages (a list of strings), and optionally one
+    # holding the passages that support the reference (for the non-LLM context metrics).
+    contexts_field: str | None = None
+    reference_contexts_field: str | None = None
     slices: list[str] = Field(default_factory=list)
     # Samples sharing this field's value are not independent (one document, one conversation): the
     # gate's comparison then uses cluster-robust standard errors.
@@ -239,8 +243,8 @@ def _validate_rows(path: Path, spec: SuiteSpec, rows: list[tuple[int, dict[str, 
     """Check every row before any is used, naming the line (row) of the first bad one; the rows, with
     a field missing from some rows set to None in those (as a table would have it)."""
     needed = spec.prompt.fields() | {spec.id_field, *spec.slices}
-    if spec.reference_field:
-        needed.add(spec.reference_field)
+    lists = [f for f in (spec.contexts_field, spec.reference_contexts_field) if f]
+    needed |= {f for f in (spec.reference_field, *lists) if f}
     seen: dict[str, int] = {}
     for lineno, row in rows:
         missing = sorted(needed - row.keys())
@@ -248,6 +252,10 @@ def _validate_rows(path: Path, spec: SuiteSpec, rows: list[tuple[int, dict[str, 
             raise SuiteError(
                 f"missing field{did_you_mean(missing[0], row.keys())}", path=path, line=lineno, field=missing[0]
             )
+        for name in lists:
+            value = row[name]
+            if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+                raise SuiteError("must be a non-empty list of strings", path=path, line=lineno, field=name)
         if spec.group_field and row.get(spec.group_field) is None:
             raise SuiteError("group_field is missing", path=path, line=lineno, field=spec.group_field)
         sample_id = str(row[spec.id_field])
@@ -265,14 +273,22 @@ def _validate_rows(path: Path, spec: SuiteSpec, rows: list[tuple[int, dict[str, 
     return [{c: row.get(c) for c in columns} for _, row in rows]
 
 
+def _template_value(value: Any) -> Any:
+    # A list (the retrieved passages) reads as numbered lines in a prompt, not as a Python list.
+    if isinstance(value, list):
+        return "\n".join(f"[{i}] {v}" for i, v in enumerate(value, 1))
+    return value
+
+
 def _render(spec: SuiteSpec, row: dict[str, Any]) -> str | list[ChatMessage]:
     assert spec.prompt.template is not None
-    user = spec.prompt.template.format_map(row)
+    fields = {k: _template_value(v) for k, v in row.items()}
+    user = spec.prompt.template.format_map(fields)
     if spec.prompt.mode == "completion":
         return user
     messages = []
     if spec.prompt.system:
-        messages.append(ChatMessage(role="system", content=spec.prompt.system.format_map(row)))
+        messages.append(ChatMessage(role="system", content=spec.prompt.system.format_map(fields)))
     messages.append(ChatMessage(role="user", content=user))
     return messages
 
@@ -305,7 +321,8 @@ def _inspect(
         raise SuiteError("file not found", path=folder / SAMPLES_FILE)
     if validate_evaluator is not None:
         for i, ref in enumerate(spec.evaluators):
-            validate_evaluator(ref, spec_path, f"evaluators[{i}]")
+            bound = validate_evaluator(ref, spec_path, f"evaluators[{i}]")
+            _check_requirements(spec, spec_path, i, ref, getattr(bound, "requires", ()))
     floors = _parse_floors(spec, spec_path)
     if spec.dataset is None:
         path = folder / SAMPLES_FILE
@@ -313,6 +330,17 @@ def _inspect(
     else:
         path, numbered = _dataset_rows(folder, spec, cache_root)
     return folder, spec, floors, _validate_rows(path, spec, numbered)
+
+
+def _check_requirements(spec: SuiteSpec, spec_path: Path, i: int, ref: EvaluatorRef, requires: Any) -> None:
+    for need in requires or ():
+        setting = SAMPLE_EXTRAS.get(need)
+        if setting is not None and getattr(spec, setting) is None:
+            raise SuiteError(
+                f"evaluator '{ref.name}' needs {need.replace('_', ' ')}: set {setting} to the field that holds them",
+                path=spec_path,
+                field=f"evaluators[{i}].name",
+            )
 
 
 def load_suite(
@@ -339,6 +367,8 @@ def load_suite(
             reference=row.get(spec.reference_field) if spec.reference_field else None,
             fields=row,
             slices={s: str(row[s]) for s in spec.slices},
+            contexts=tuple(row[spec.contexts_field]) if spec.contexts_field else None,
+            reference_contexts=tuple(row[spec.reference_contexts_field]) if spec.reference_contexts_field else None,
         )
         for row in rows
     ]

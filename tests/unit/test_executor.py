@@ -210,3 +210,30 @@ async def test_shadow_sends_pairs_in_looks_and_a_resumed_run_sends_nothing_twice
         # What is stored already settles it: the resumed run looks once and sends nothing.
         assert n_again == 0 and [look.verdict.value for look in looks_again] == ["FAIL"]
         assert a.requests == n and b.requests == n
+
+
+async def test_a_rag_suite_runs_end_to_end_with_ragas_metrics(settings: Settings) -> None:
+    # Half the answers are the reference, half are not: the ragas string metrics tell them apart, and
+    # the retrieval metrics score the passages (the relevant one is first in every other row).
+    import json
+
+    rows = [json.loads(line) for line in (ROOT / "datasets" / "rag" / "samples.jsonl").read_text().splitlines()]
+    by_question = {r["question"]: (i, r["answer"]) for i, r in enumerate(rows)}
+
+    def answer(prompt: str) -> str:
+        i, reference = next(v for q, v in by_question.items() if q in prompt)
+        return reference if i % 2 == 0 else "I do not know"
+
+    async with FakeOpenAI(latency_s=0, answer=answer) as s:
+        plan = await prepare(settings, suite="rag", base_url=s.base_url, model="fake")
+        async with sending(plan):
+            assert sum([await run_shard(plan.id, i) for i in range(len(plan.shards()))]) == 0
+    stored = {r.sample_id: r for r in plan.store.results(plan.run_id)}
+    assert len(stored) == len(rows) == 16
+    for i, row in enumerate(rows):
+        scores = stored[row["id"]].scores
+        assert set(scores) == {k.key for k in plan.suite.spec.evaluators}
+        right = i % 2 == 0
+        assert (scores["ragas_rouge"] == 1.0) is right and (scores["ragas_chrf"] == 1.0) is right
+        assert scores["ragas_context_recall_nonllm"] == 1.0
+        assert scores["ragas_context_precision_nonllm"] == (1.0 if i % 2 == 0 else pytest.approx(0.5))

@@ -147,3 +147,40 @@ def test_floor_syntax() -> None:
     assert not parse_floor("exact_match/mean > 0.9").holds(0.9)
     with pytest.raises(ValueError):
         parse_floor("exact_match/mean ~ 0.9")
+
+
+# --------------------------------------------------------------------------------------- RAG suites
+@pytest.fixture
+def rag_dir(tmp_path: Path) -> Path:
+    dst = tmp_path / "datasets" / "rag"
+    shutil.copytree(DATASETS / "rag", dst)
+    return dst
+
+
+def test_rag_suite_carries_contexts_and_renders_them_as_numbered_passages() -> None:
+    suite = load_suite("rag", DATASETS, validate_evaluator=validate)
+    first = suite.samples[0]
+    assert first.contexts is not None and len(first.contexts) == 2
+    assert first.reference_contexts is not None and first.reference_contexts[0] in first.contexts
+    system = first.prompt[0].content
+    assert f"[1] {first.contexts[0]}\n[2] {first.contexts[1]}" in system and "['" not in system
+    assert {s.slices["topic"] for s in suite.samples} == {"transport", "places", "history", "culture"}
+
+
+def test_contexts_must_be_a_list_of_strings_naming_the_line(rag_dir: Path) -> None:
+    path = rag_dir / "samples.jsonl"
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3].replace('"contexts": [', '"contexts": "not a list", "x": [', 1)
+    path.write_text("\n".join(lines) + "\n")
+    message = err(lambda: load_suite(str(rag_dir), Path(".")))
+    assert "samples.jsonl:4" in message and "field 'contexts'" in message and "list of strings" in message
+
+
+def test_a_metric_needing_contexts_on_a_suite_without_them_names_the_evaluator(suite_dir: Path) -> None:
+    spec = suite_dir / "suite.yaml"
+    text = spec.read_text().replace("- name: numeric\n    options: {abs_tol: 0}", "- name: ragas_context_recall_nonllm")
+    assert "ragas_context_recall_nonllm" in text
+    spec.write_text(text)
+    message = err(lambda: load_suite(str(suite_dir), Path("."), validate_evaluator=validate))
+    assert "suite.yaml" in message and "field 'evaluators[1].name'" in message
+    assert "needs contexts: set contexts_field" in message
