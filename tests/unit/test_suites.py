@@ -20,12 +20,16 @@ def validate(ref, path, prefix):
     return bind_evaluator(ref, path, prefix)
 
 
+def copy_suite(tmp_path: Path, name: str, as_name: str) -> Path:
+    dst = tmp_path / "datasets" / as_name
+    shutil.copytree(DATASETS / name, dst)
+    return dst
+
+
 @pytest.fixture
 def suite_dir(tmp_path: Path) -> Path:
     """A copy of the arith suite that a test may break."""
-    dst = tmp_path / "datasets" / "mini"
-    shutil.copytree(DATASETS / "arith", dst)
-    return dst
+    return copy_suite(tmp_path, "arith", "mini")
 
 
 def test_arith_loads_and_renders() -> None:
@@ -152,9 +156,7 @@ def test_floor_syntax() -> None:
 # --------------------------------------------------------------------------------------- RAG suites
 @pytest.fixture
 def rag_dir(tmp_path: Path) -> Path:
-    dst = tmp_path / "datasets" / "rag"
-    shutil.copytree(DATASETS / "rag", dst)
-    return dst
+    return copy_suite(tmp_path, "rag", "rag")
 
 
 def test_rag_suite_carries_contexts_and_renders_them_as_numbered_passages() -> None:
