@@ -28,7 +28,7 @@ from pathlib import Path
 
 import aiohttp
 
-from aire.ops.processes import free_port, wait_for
+from aire.ops.processes import cpu_affinity, free_port, wait_for
 from benchmarks.common import make_suite, settle, start, stop
 
 BIN = Path(sys.executable).parent
@@ -62,18 +62,27 @@ async def raw_client(base_url: str, model: str, prompts: list[str], concurrency:
 
 # ------------------------------------------------------------------------------------ aire's path
 def aire_flow(
-    suite: Path, base_url: str, model: str, concurrency: int, limit: int | None = None
+    suite: Path, base_url: str, model: str, concurrency: int, limit: int | None = None, cores: str | None = None
 ) -> tuple[float, float, float]:
     """One in-process flow run (the CLI's path minus argument parsing):
     (request-phase seconds, its CPU seconds in this process, wall seconds)."""
+    from aire.core.settings import get_settings
     from flows.offline import offline_benchmark
 
+    os.environ.pop("AIRE_CPU_CORES", None)
+    if cores:
+        os.environ["AIRE_CPU_CORES"] = cores
+    get_settings.cache_clear()
     t0 = time.perf_counter()
-    result = asyncio.run(
-        offline_benchmark(
-            suite=str(suite), base_url=base_url, model=model, concurrency=concurrency, limit=limit, fresh=True
+    try:
+        result = asyncio.run(
+            offline_benchmark(
+                suite=str(suite), base_url=base_url, model=model, concurrency=concurrency, limit=limit, fresh=True
+            )
         )
-    )
+    finally:
+        os.environ.pop("AIRE_CPU_CORES", None)
+        get_settings.cache_clear()
     return result.execution_s, result.execution_cpu_s, time.perf_counter() - t0
 
 
@@ -86,17 +95,25 @@ def aire_command(args: list[str], env: dict[str, str]) -> float:
     return wall
 
 
-def compare(label: str, suite: Path, base_url: str, model: str, concurrency: int, rounds: int) -> dict[str, float]:
+def compare(
+    label: str, suite: Path, base_url: str, model: str, concurrency: int, rounds: int, cores: str | None = None
+) -> dict[str, float]:
+    """Paired rounds of the raw client and aire's flow. ``cores``: aire runs with AIRE_CPU_CORES set to
+    them, and a third arm times the raw client pinned there too, so both placements are on record."""
     prompts = prompts_of(suite)
-    raw, raw_cpu, aire_exec, aire_cpu, aire_wall = [], [], [], [], []
+    raw, raw_cpu, aire_exec, aire_cpu, aire_wall, raw_pinned = [], [], [], [], [], []
     asyncio.run(raw_client(base_url, model, prompts[:64], concurrency))  # warm the server's caches
     for _ in range(rounds):
         settle()
         cpu = time.process_time()
         raw.append(asyncio.run(raw_client(base_url, model, prompts, concurrency)))
         raw_cpu.append(time.process_time() - cpu)
+        if cores:
+            settle()
+            with cpu_affinity(cores):
+                raw_pinned.append(asyncio.run(raw_client(base_url, model, prompts, concurrency)))
         settle()
-        execution, execution_cpu, wall = aire_flow(suite, base_url, model, concurrency)
+        execution, execution_cpu, wall = aire_flow(suite, base_url, model, concurrency, cores=cores)
         aire_exec.append(execution)
         aire_cpu.append(execution_cpu)
         aire_wall.append(wall)
@@ -116,13 +133,22 @@ def compare(label: str, suite: Path, base_url: str, model: str, concurrency: int
         "aire_cpu_s_per_1k": statistics.median(aire_cpu) * per_k,
         "cpu_ratio": statistics.median(a / r for a, r in zip(aire_cpu, raw_cpu, strict=True)),
     }
+    pinned = ""
+    if raw_pinned:
+        out["raw_pinned_rps"] = n / statistics.median(raw_pinned)
+        out["ratio_vs_pinned"] = statistics.median(r / a for r, a in zip(raw_pinned, aire_exec, strict=True))
+        pinned = (
+            f"\n   aire on core(s) {cores} (AIRE_CPU_CORES); the raw client pinned there too: "
+            f"{out['raw_pinned_rps']:.1f} req/s, s {[round(x, 2) for x in raw_pinned]} "
+            f"-> ratio aire/raw-pinned {out['ratio_vs_pinned']:.3f}"
+        )
     print(
         f"{label}: raw {out['raw_rps']:.1f} req/s, aire {out['aire_rps']:.1f} req/s "
         f"-> ratio aire/raw {out['ratio']:.3f} (goal >= 0.95; median of {rounds} paired rounds; "
         f"raw s {[round(x, 2) for x in raw]}, "
         f"aire s {[round(x, 2) for x in aire_exec]}, flow wall {out['aire_flow_wall_s']:.2f} s)\n"
         f"   client CPU per 1,000 requests: raw {out['raw_cpu_s_per_1k']:.2f} s, aire {out['aire_cpu_s_per_1k']:.2f} s "
-        f"-> ratio aire/raw {out['cpu_ratio']:.2f} (goal <= 1.5)",
+        f"-> ratio aire/raw {out['cpu_ratio']:.2f} (goal <= 1.5)" + pinned,
         flush=True,
     )
     return out
@@ -297,7 +323,10 @@ def bench_vllm(work: Path, env: dict[str, str], rounds: int) -> dict[str, float]
     print(f"vLLM champion healthy in {time.perf_counter() - t0:.1f} s", flush=True)
     try:
         suite = make_suite(work / "suite-vllm", 1000)
-        return compare("(b) vLLM champion, arith x5, c=16", suite, endpoint.base_url, "champion", 16, rounds)
+        # vLLM's worker is bound to core 0; aire's request phase keeps to the other core, as a CPU host
+        # serving locally would configure it (AIRE_CPU_CORES).
+        others = f"1-{os.cpu_count() - 1}" if (os.cpu_count() or 1) > 1 else None
+        return compare("(b) vLLM champion, arith x5, c=16", suite, endpoint.base_url, "champion", 16, rounds, others)
     finally:
         serving.stop_servers(settings, ["bench-champion"])
 

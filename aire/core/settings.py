@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(60.0, gt=0)
     max_attempts: int = Field(4, ge=1, description="Attempts per request, first one included.")
     shard_size: int = Field(256, ge=1, description="Samples per Prefect task.")
+    cpu_cores: str | None = Field(
+        None,
+        description="CPU cores the request phase runs on, e.g. '1' or '2-3': on a CPU host, the cores a local "
+        "vLLM server is not bound to (its serve.cpu_cores).",
+        pattern=r"^\d+(-\d+)?(,\d+(-\d+)?)*$",
+    )
     # A 10-point regression against the gate's 0.03 margin is ~2 standard errors at 100 inputs: rolled
     # back within 2 canaries only about a third of the time; at 300, >= 90% of the time
     # (tests/unit/test_canary_escalation.py). A smaller suite caps it.

@@ -366,6 +366,41 @@ def wait_for(url: str, timeout_s: float, alive: Callable[[], bool] = lambda: Tru
         time.sleep(0.2)
 
 
+def parse_cores(spec: str) -> set[int]:
+    """'0', '1-3' or '0,2-3' as a set of core numbers."""
+    cores: set[int] = set()
+    for part in spec.split(","):
+        low, _, high = part.partition("-")
+        cores.update(range(int(low), int(high or low) + 1))
+    return cores
+
+
+@contextlib.contextmanager
+def cpu_affinity(spec: str | None) -> Iterator[None]:
+    """Run the block on the cores ``spec`` names, then restore the mask. Linux sets affinity per thread:
+    this pins the calling thread (the event loop) and every thread it starts in the block (the writer).
+
+    On a CPU host a local vLLM server's worker is bound to its cores (``serve.cpu_cores``) and runs flat
+    out; a client that lands on the same core tips it into a mode where the same requests take 2-3x as
+    long (measured: benchmarks/throughput.py, README "Performance"). Cores this machine lacks are
+    ignored; with none left, or no ``spec``, or no affinity support, nothing changes.
+    """
+    get = getattr(os, "sched_getaffinity", None)
+    if not spec or get is None:
+        yield
+        return
+    before = get(0)
+    wanted = parse_cores(spec) & before
+    if not wanted or wanted == before:
+        yield
+        return
+    os.sched_setaffinity(0, wanted)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -36,3 +37,43 @@ def test_wait_healthy_fails_fast_when_the_process_dies(tmp_path: Path) -> None:
     with pytest.raises(ServingError, match=r"ui-bad exited during start-up .*RuntimeError: no port"):
         processes.wait_healthy(info, "http://127.0.0.1:1/health", timeout_s=30)
     assert group.stop(["ui-bad"]) == []
+
+
+def test_parse_cores() -> None:
+    from aire.ops.processes import parse_cores
+
+    assert parse_cores("1") == {1}
+    assert parse_cores("0,2-3") == {0, 2, 3}
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores")
+def test_cpu_affinity_pins_the_block_and_restores_the_mask() -> None:
+    import threading
+
+    from aire.ops.processes import cpu_affinity
+
+    before = os.sched_getaffinity(0)
+    last = max(before)
+    seen: list[set[int]] = []
+    with cpu_affinity(str(last)):
+        assert os.sched_getaffinity(0) == {last}
+        # Threads started inside run there too (the writer thread of a run).
+        t = threading.Thread(target=lambda: seen.append(os.sched_getaffinity(0)))
+        t.start()
+        t.join()
+    assert seen == [{last}]
+    assert os.sched_getaffinity(0) == before
+    with cpu_affinity("999"):  # a core this machine lacks: nothing changes
+        assert os.sched_getaffinity(0) == before
+    with cpu_affinity(None):
+        assert os.sched_getaffinity(0) == before
+
+
+def test_cpu_cores_setting_is_validated() -> None:
+    from pydantic import ValidationError
+
+    from aire.core.settings import Settings
+
+    assert Settings(cpu_cores="1-3").cpu_cores == "1-3"
+    with pytest.raises(ValidationError, match="cpu_cores"):
+        Settings(cpu_cores="one")
