@@ -17,6 +17,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import orjson
 from yarl import URL
 
 from aire.client.config import EndpointConfig
@@ -32,6 +33,7 @@ __all__ = [
     "CHAT_PATH",
     "COMPLETIONS_PATH",
     "EndpointClient",
+    "canonical_json",
     "payload",
     "request_fingerprint",
 ]
@@ -73,8 +75,23 @@ def request_fingerprint(endpoint: EndpointConfig, sample: Sample, params: Genera
     """
     path, body = payload(sample, params)
     doc = {"base_url": endpoint.base_url, "model": endpoint.model, "path": path, "body": body}
-    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(doc)).hexdigest()
+
+
+def canonical_json(doc: dict[str, Any]) -> bytes:
+    """``json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` as UTF-8, byte
+    for byte: stored fingerprints must not change. orjson writes the same bytes for everything a request
+    holds except floats in exponent form (``1e-05`` vs ``0.00001``) and lone surrogates, which take the
+    json path; it is ~4x faster, and the fingerprint is computed once per stored row."""
+    body = doc.get("body")
+    floats = [v for v in body.values() if type(v) is float] if isinstance(body, dict) else []
+    if all("e" not in repr(v) for v in floats):
+        try:
+            return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # a lone surrogate, an integer beyond 64 bits
+            pass
+    # surrogatepass: a prompt read from JSON may hold a lone surrogate ("\ud800"), which strict UTF-8 refuses.
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
 # ------------------------------------------------------------------------------------------- client

@@ -1,4 +1,4 @@
-"""The store's tables (SQLAlchemy 2 declarative): runs, per-sample results, alias history, incidents.
+"""The store's tables (SQLAlchemy 2 declarative): runs, per-sample results, alias history, incidents, judge calls.
 
 The tables are created and changed by the migrations in aire/store/migrations (Alembic), never by
 ``create_all``: a change here needs a new revision there (tests/unit/test_migrations.py compares the
@@ -130,3 +130,18 @@ class IncidentRow(Base):
     cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     cleared_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     clear_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class JudgeCall(Base):
+    """One judge reply, kept by (judge identity, prompt hash): a resumed or repeated run, or a second
+    metric asking the same judge the same thing, pays for the call once. ``judge_id`` hashes the
+    endpoint, served model, weights digest and prompt template (aire.judges.identity)."""
+
+    __tablename__ = "judge_calls"
+    __table_args__ = (UniqueConstraint("judge_id", "prompt_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    judge_id: Mapped[str] = mapped_column(String(64))
+    prompt_hash: Mapped[str] = mapped_column(String(64))
+    reply: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc)

@@ -32,6 +32,7 @@ from aire.store.schema import (
     RUNNING,
     AliasMove,
     IncidentRow,
+    JudgeCall,
     ResultRow,
     RunRow,
     now_utc,
@@ -299,3 +300,30 @@ class Store:
             row.cleared_at, row.cleared_by, row.clear_reason = now_utc(), by, reason
             session.commit()
             return row
+
+    # -- judge cache --------------------------------------------------------------------------
+    def judge_reply(self, judge_id: str, prompt_hash: str) -> str | None:
+        """The judge's stored reply to this prompt, or None when it was never asked."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(JudgeCall.reply).where(JudgeCall.judge_id == judge_id, JudgeCall.prompt_hash == prompt_hash)
+            ).scalar()
+
+    def put_judge_reply(self, judge_id: str, prompt_hash: str, reply: str) -> None:
+        """Keep a reply; when two runs asked at once the first one stored stays (same prompt, same judge)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    JudgeCall.__table__.insert().values(
+                        judge_id=judge_id, prompt_hash=prompt_hash, reply=reply, created_at=now_utc()
+                    )
+                )
+        except IntegrityError:
+            pass
+
+    def count_judge_calls(self, judge_id: str | None = None) -> int:
+        query = select(func.count()).select_from(JudgeCall)
+        if judge_id is not None:
+            query = query.where(JudgeCall.judge_id == judge_id)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, select
+import orjson
+from sqlalchemy import JSON, Table, delete, select
 from sqlalchemy.engine import Connection, Engine
 
 from aire.core.types import Completion, Sample, Score
@@ -59,9 +60,10 @@ class _BatchInsert:
     """The INSERT of a batch of result rows.
 
     On SQLite (the default store) it is compiled once and run through the driver's executemany:
-    SQLAlchemy's own executemany re-processes every row's parameters on each call (~19 µs a row here);
-    binding them with the columns' own bind processors and handing sqlite3 tuples costs half that,
-    with the same SQL and the same encoding of JSON and timestamps. The client's CPU per request is
+    SQLAlchemy's own executemany re-processes every row's parameters on each call (~19 µs a row here).
+    This path hands sqlite3 tuples bound by the columns' own processors, except that the JSON columns
+    (flat dicts of names to strings and numbers) are encoded with orjson and the batch's one commit
+    time is bound once: the same SQL, values that read back the same. The client's CPU per request is
     a budget (benchmarks/throughput.py): on two cores it is the server's. Other databases take
     SQLAlchemy's path, which batches them into one multi-row statement (casts and all) already.
     """
@@ -78,14 +80,29 @@ class _BatchInsert:
         if not compiled.positional or sorted(names) != sorted(columns):
             return  # not the plain positional statement this path expects: let SQLAlchemy run it
         self.sql = str(compiled)
-        self.pairs = [(n, columns[n].type.bind_processor(dialect)) for n in names]
+        self.names = names
+        json_columns = {n for n, c in columns.items() if isinstance(c.type, JSON)}
+        self.processors = [_json_text if n in json_columns else columns[n].type.bind_processor(dialect) for n in names]
 
     def __call__(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if self.sql is None:
             conn.execute(self.table.insert(), rows)
             return
-        pairs = self.pairs
+        # The writer gives a batch one commit time: its timestamp is bound once, not per row.
+        pairs = [
+            (k, _memo(p) if k == "created_at" and p else p) for k, p in zip(self.names, self.processors, strict=True)
+        ]
         conn.exec_driver_sql(self.sql, [tuple(p(r[k]) if p else r[k] for k, p in pairs) for r in rows])
+
+
+def _memo(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    seen: dict[Any, Any] = {}
+    return lambda v: seen[v] if v in seen else seen.setdefault(v, processor(v))
+
+
+def _json_text(value: Any) -> str:
+    # What SQLAlchemy's JSON type binds (None included, as JSON null), in compact form.
+    return orjson.dumps(value).decode()
 
 
 class ResultWriter:

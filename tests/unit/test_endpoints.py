@@ -363,3 +363,30 @@ def test_fingerprint_is_stable_and_discriminating(monkeypatch: pytest.MonkeyPatc
         request_fingerprint(ep, Sample(id="q1", prompt=[ChatMessage(role="user", content=Q.prompt)]), P),
     }
     assert fp not in others and len(others) == 6
+
+
+def test_canonical_json_is_byte_for_byte_what_json_writes() -> None:
+    # Stored request fingerprints must not change with the faster encoder: random prompts (control
+    # characters, astral and non-ASCII text, lone surrogates), chat messages and generation values.
+    import json
+    import random
+
+    from aire.client.endpoints import canonical_json
+
+    rng = random.Random(7)
+    alphabet = [chr(c) for c in [*range(0, 0x80), 0xA0, 0xE9, 0x2028, 0x2029, 0x4E2D, 0x1F600, 0xD800]]
+    floats = [0.0, 1.0, 0.7, 1e-05, 2.5e-7, 1e16, 0.30000000000000004, -0.0, 5e-324]
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        body: dict = {"max_tokens": rng.randint(1, 2**40), "temperature": rng.choice(floats), "top_p": rng.random()}
+        if rng.random() < 0.5:
+            body["prompt"] = text
+        else:
+            body["messages"] = [{"role": "user", "content": text}, {"role": "system", "content": text[::-1]}]
+        if rng.random() < 0.3:
+            body["stop"] = [text[:3], "\n"]
+        doc = {"base_url": "http://127.0.0.1:1/v1", "model": "m", "path": "/completions", "body": body}
+        expected = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+            "utf-8", "surrogatepass"
+        )
+        assert canonical_json(doc) == expected, doc

@@ -243,3 +243,13 @@ def test_two_concurrent_writers_lose_no_row(store_url: str) -> None:
     store = Store(store_url)
     assert [store.count_results(r) for r in run_ids] == [1000, 1000]
     assert {r.id for r in store.runs()} == set(run_ids)
+
+
+def test_judge_replies_are_kept_once_per_judge_and_prompt(store: Store) -> None:
+    assert store.judge_reply("j1", "p1") is None
+    store.put_judge_reply("j1", "p1", '{"verdict": "yes"}')
+    store.put_judge_reply("j1", "p1", '{"verdict": "no"}')  # a second writer of the same call: first one stays
+    store.put_judge_reply("j2", "p1", '{"verdict": "no"}')  # another judge (or template) is another call
+    assert store.judge_reply("j1", "p1") == '{"verdict": "yes"}'
+    assert store.judge_reply("j2", "p1") == '{"verdict": "no"}'
+    assert store.count_judge_calls("j1") == 1 and store.count_judge_calls() == 2
