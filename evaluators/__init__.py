@@ -11,7 +11,7 @@ from __future__ import annotations
 from aire.core.types import Score
 
 # Imported for their side effect: each module registers its evaluators with the registry.
-from evaluators import length, match, numeric, overlap, ragas_text, structured  # noqa: F401
+from evaluators import judged, length, match, numeric, overlap, ragas_text, structured  # noqa: F401
 from evaluators.registry import (
     KNOWN_AGGREGATIONS,
     BoundEvaluator,

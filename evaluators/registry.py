@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from aire.core.errors import InputError, did_you_mean
 from aire.core.plugins import EntryPointGroup, PluginError, describe
-from aire.core.types import SAMPLE_EXTRAS, Completion, Sample, Score
+from aire.core.types import REQUIREMENTS, Completion, Sample, Score
 from aire.stats import AGGREGATION_NAMES
 from evaluators.options import OptionError, OptionsValidator, build_options_model, option_errors, values
 
@@ -177,8 +177,9 @@ def evaluator(
         description: One line for listings; defaults to the first line of the docstring.
         validate_options: Optional cross-option check run by ``bind`` after each option's type
             was validated; raise ``OptionError(option, msg)`` to blame one option, or ``ValueError``.
-        requires: Sample data beyond prompt and reference that the evaluator reads: ``contexts``,
-            ``reference_contexts``. A suite without them is refused at load time.
+        requires: What the evaluator needs beyond prompt and reference: ``contexts``,
+            ``reference_contexts`` (a suite without them is refused at load time), ``judge`` (its
+            ``judge`` option names an endpoint of aire.yaml, checked at load time).
 
     The function is returned unchanged, so it stays directly callable in tests. The decorator raises
     ``DuplicateEvaluator`` if the name is taken and ``ValueError``/``TypeError`` on a bad declaration.
@@ -196,9 +197,9 @@ def evaluator(
         )
     if len(set(aggs)) != len(aggs):
         raise ValueError(f"evaluator {name!r}: duplicate aggregations {aggs}")
-    unknown = [r for r in requires if r not in SAMPLE_EXTRAS]
+    unknown = [r for r in requires if r not in REQUIREMENTS]
     if unknown:
-        raise ValueError(f"evaluator {name!r}: unknown requirement {unknown[0]!r}; known: {', '.join(SAMPLE_EXTRAS)}")
+        raise ValueError(f"evaluator {name!r}: unknown requirement {unknown[0]!r}; known: {', '.join(REQUIREMENTS)}")
 
     def register(fn: EvaluatorFn) -> EvaluatorFn:
         if name in _REGISTRY:

@@ -60,6 +60,8 @@ def payload(sample: Sample, params: GenerationParams) -> tuple[str, dict[str, An
         body["stop"] = list(params.stop)
     if params.seed is not None:
         body["seed"] = params.seed
+    if params.response_format is not None:
+        body["response_format"] = params.response_format
     if isinstance(sample.prompt, str):
         body["prompt"] = sample.prompt
         return COMPLETIONS_PATH, body

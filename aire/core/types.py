@@ -17,6 +17,9 @@ from aire.core.errors import EXIT_ERROR, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
 # What an evaluator may require of a sample beyond prompt and reference, and the suite.yaml setting
 # that provides it (``@evaluator(requires=...)``; a suite without the setting is refused at load time).
 SAMPLE_EXTRAS: dict[str, str] = {"contexts": "contexts_field", "reference_contexts": "reference_contexts_field"}
+# Everything an evaluator may declare it requires: the sample's extras, and a judge (an endpoint of
+# aire.yaml named by its ``judge`` option, checked when the suite loads).
+REQUIREMENTS: tuple[str, ...] = (*SAMPLE_EXTRAS, "judge")
 
 
 class ChatMessage(BaseModel):
@@ -36,6 +39,9 @@ class GenerationParams(BaseModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     stop: list[str] = Field(default_factory=list)
     seed: int | None = None
+    # OpenAI structured output (``{"type": "json_schema", "json_schema": {...}}``), enforced by servers
+    # that support it (vLLM does, with xgrammar); the judges send one. Only sent when set.
+    response_format: dict[str, Any] | None = None
 
 
 class Sample(BaseModel):

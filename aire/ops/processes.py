@@ -377,13 +377,14 @@ def parse_cores(spec: str) -> set[int]:
 
 @contextlib.contextmanager
 def cpu_affinity(spec: str | None) -> Iterator[None]:
-    """Run the block on the cores ``spec`` names, then restore the mask. Linux sets affinity per thread:
-    this pins the calling thread (the event loop) and every thread it starts in the block (the writer).
+    """Run the block with every thread of this process on the cores ``spec`` names, then restore them.
 
     On a CPU host a local vLLM server's worker is bound to its cores (``serve.cpu_cores``) and runs flat
-    out; a client that lands on the same core tips it into a mode where the same requests take 2-3x as
-    long (measured: benchmarks/throughput.py, README "Performance"). Cores this machine lacks are
-    ignored; with none left, or no ``spec``, or no affinity support, nothing changes.
+    out; a client thread that lands on the same core tips it into a mode where the same requests take
+    2-3x as long (measured: benchmarks/throughput.py, README "Performance"). Linux sets affinity per
+    thread, so each existing thread (Prefect's background threads included) is moved, and threads
+    started in the block inherit it. Cores this machine lacks are ignored; with none left, no
+    ``spec`` or no affinity support, nothing changes.
     """
     get = getattr(os, "sched_getaffinity", None)
     if not spec or get is None:
@@ -394,11 +395,19 @@ def cpu_affinity(spec: str | None) -> Iterator[None]:
     if not wanted or wanted == before:
         yield
         return
-    os.sched_setaffinity(0, wanted)
+    moved: dict[int, set[int]] = {}
+    for thread in psutil.Process().threads():
+        try:
+            moved[thread.id] = get(thread.id)
+            os.sched_setaffinity(thread.id, wanted)
+        except OSError:  # the thread ended meanwhile
+            moved.pop(thread.id, None)
     try:
         yield
     finally:
-        os.sched_setaffinity(0, before)
+        for tid, mask in moved.items():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, mask)
 
 
 def free_port() -> int:

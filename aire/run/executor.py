@@ -19,6 +19,7 @@ from aire.client.config import EndpointConfig
 from aire.client.endpoints import EndpointClient, request_fingerprint
 from aire.core.settings import Settings
 from aire.core.types import Completion, GenerationParams, Sample, Score
+from aire.judges import judging
 from aire.ops.processes import cpu_affinity
 
 if TYPE_CHECKING:  # sqlalchemy loads with the store, when a run opens one
@@ -85,10 +86,14 @@ async def open_target(
 ) -> AsyncIterator[Target]:
     """The client and the run's writer, open for the block; on exit every row put is committed.
 
-    The store records each row's request fingerprint (what was sent where) next to it. With
+    The store records each row's request fingerprint (what was sent where) next to it, and is the
+    cache of the judges the evaluators ask (aire.judges). With
     ``settings.cpu_cores`` the block runs on those cores only (off a local CPU vLLM server's).
     """
     with cpu_affinity(settings.cpu_cores):
-        async with EndpointClient.from_settings(settings, endpoint, concurrency=concurrency) as client:
+        async with (
+            judging(settings, store),
+            EndpointClient.from_settings(settings, endpoint, concurrency=concurrency) as client,
+        ):
             with store.writer(run_id, lambda s: request_fingerprint(endpoint, s, generation(s))) as writer:
                 yield Target(client=client, generation=generation, evaluators=evaluators, writer=writer)

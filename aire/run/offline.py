@@ -119,7 +119,7 @@ async def preflight(
     inspect_suite(
         suite,
         settings.datasets_dir,
-        validate_evaluator=lambda ref, path, prefix: bind_evaluator(ref, path, prefix),
+        validate_evaluator=lambda ref, path, prefix: bind_evaluator(ref, path, prefix, settings),
     )
     await check_endpoints(settings, ep)
 

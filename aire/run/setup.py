@@ -12,17 +12,31 @@ from typing import Any
 
 from aire.client.config import EndpointConfig, load_config
 from aire.client.endpoints import EndpointClient
-from aire.core.errors import ConfigError
+from aire.core.errors import ConfigError, InputError, did_you_mean
 from aire.core.settings import Settings
 from aire.data.suites import EvaluatorRef, Suite, load_suite
 
 
-def bind_evaluator(ref: EvaluatorRef, where: Path, field_prefix: str) -> Any:
-    """One suite evaluator, its options validated; errors name the suite file and field."""
+def bind_evaluator(ref: EvaluatorRef, where: Path, field_prefix: str, settings: Settings | None = None) -> Any:
+    """One suite evaluator, its options validated; errors name the suite file and field.
+
+    With ``settings``, a judged evaluator's ``judge`` must name an endpoint of aire.yaml.
+    """
     # Imported here so that `aire.data.suites` never depends on the evaluator library.
     import evaluators
 
-    return evaluators.bind(ref.name, ref.options, where=str(where), field_prefix=field_prefix)
+    bound = evaluators.bind(ref.name, ref.options, where=str(where), field_prefix=field_prefix)
+    if settings is not None and "judge" in bound.requires:
+        name = str(bound.options.get("judge"))
+        known = load_config(settings.config, settings.models_dir).endpoints
+        if name not in known:
+            listed = ", ".join(sorted(known)) or f"none configured in {settings.config}"
+            raise InputError(
+                f"evaluator '{ref.name}': unknown judge endpoint '{name}'{did_you_mean(name, known)}; known: {listed}",
+                path=str(where),
+                field=f"{field_prefix}.options.judge",
+            )
+    return bound
 
 
 def resolve_endpoint(settings: Settings, name: str | None, base_url: str | None, model: str | None) -> EndpointConfig:
@@ -63,8 +77,9 @@ def load_suite_with_evaluators(
     """The suite's samples, and its evaluators bound (options validated) by metric key."""
     bound: dict[str, Any] = {}
 
-    def bind(ref: EvaluatorRef, spec_path: Path, field_prefix: str) -> None:
-        bound[ref.key] = bind_evaluator(ref, spec_path, field_prefix)
+    def bind(ref: EvaluatorRef, spec_path: Path, field_prefix: str) -> Any:
+        bound[ref.key] = bind_evaluator(ref, spec_path, field_prefix, settings)
+        return bound[ref.key]
 
     loaded = load_suite(
         suite,

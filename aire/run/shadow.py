@@ -115,7 +115,11 @@ async def preflight_shadow(
 
     (policy_obj, _), endpoints = _policy_and_endpoints(settings, policy, champion, challenger, suite, traffic)
     if suite is not None:
-        _, spec, _ = inspect_suite(suite, settings.datasets_dir, validate_evaluator=bind_evaluator)
+        _, spec, _ = inspect_suite(
+            suite,
+            settings.datasets_dir,
+            validate_evaluator=lambda ref, path, prefix: bind_evaluator(ref, path, prefix, settings),
+        )
         directions = {f"{ref.key}/mean": registry.get(ref.name).higher_is_better for ref in spec.evaluators}
         group_field = spec.group_field
     else:

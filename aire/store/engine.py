@@ -8,7 +8,9 @@ a Store where it is needed costs nothing after the first; a forked child drops t
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +21,29 @@ _ENGINES: dict[str, Engine] = {}
 _LOCK = threading.Lock()
 
 
+def _wal(cur: Any, timeout_s: float = 30.0) -> None:
+    """Switch the file to WAL (it stays so). The switch takes a lock without waiting on the busy
+    timeout: a second process opening a new store while the first migrates it would fail at once
+    with "database is locked", so it waits here, and skips the switch once the file is in WAL."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")
     # WAL lets readers (the MLflow logger, `aire` status commands) run while the writer commits;
     # NORMAL is durable across process crashes, which is the failure resume is built for.
-    cur.execute("PRAGMA journal_mode=WAL")
+    _wal(cur)
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 

@@ -22,6 +22,7 @@ RANK = {
     "stats": 1,
     "gate": 2,
     "ops": 2,
+    "judges": 2,
     "tracking": 3,
     "release": 4,
     "run": 5,

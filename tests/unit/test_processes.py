@@ -55,14 +55,23 @@ def test_cpu_affinity_pins_the_block_and_restores_the_mask() -> None:
     before = os.sched_getaffinity(0)
     last = max(before)
     seen: list[set[int]] = []
+    # A thread that exists before the block (Prefect's background threads) is moved too.
+    release, tid = threading.Event(), []
+    older = threading.Thread(target=lambda: (tid.append(threading.get_native_id()), release.wait()))
+    older.start()
+    while not tid:
+        pass
     with cpu_affinity(str(last)):
+        assert os.sched_getaffinity(tid[0]) == {last}
         assert os.sched_getaffinity(0) == {last}
         # Threads started inside run there too (the writer thread of a run).
         t = threading.Thread(target=lambda: seen.append(os.sched_getaffinity(0)))
         t.start()
         t.join()
     assert seen == [{last}]
-    assert os.sched_getaffinity(0) == before
+    assert os.sched_getaffinity(0) == before and os.sched_getaffinity(tid[0]) == before
+    release.set()
+    older.join()
     with cpu_affinity("999"):  # a core this machine lacks: nothing changes
         assert os.sched_getaffinity(0) == before
     with cpu_affinity(None):

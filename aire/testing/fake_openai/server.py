@@ -52,6 +52,7 @@ class FakeOpenAI:
         self.honor_stream = honor_stream
         self.api_key = api_key
         self.last_authorization: str | None = None
+        self.last_body: dict[str, Any] = {}  # the last generation request, for tests of what a client sends
         self._runner: web.AppRunner | None = None
         self.reset()
 
@@ -171,6 +172,7 @@ class FakeOpenAI:
             return error(400, "request body is not valid JSON")
         if not isinstance(body, dict):
             return error(400, "request body must be a JSON object")
+        self.last_body = body
         model = body.get("model")
         if model not in self.models:
             return error(404, f"The model `{model}` does not exist.", "NotFoundError")
