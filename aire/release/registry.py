@@ -139,14 +139,31 @@ def promote(
     )
     if row is None:
         raise ConcurrentPromotion(f"another promotion of '{alias}' on {model} committed first")
-    mc = client(settings)
-    # Two promotions that serialised in the history can still reach MLflow together, and its SQLite
-    # store then rejects the second insert of the alias row; a retry finds the row and updates it.
-    for attempt in Retrying(stop=stop_after_attempt(3), wait=wait_fixed(0.2), reraise=True):
-        with attempt:
-            mc.set_registered_model_alias(model, alias, version)
-    mc.set_registered_model_tag(model, f"aire.alias.{alias}.last_move", json.dumps(_move(row).model_dump(mode="json")))
+    _sync_registry(settings, store, model, alias)
     return _move(row)
+
+
+def _sync_registry(settings: Settings, store: Store, model: str, alias: str) -> None:
+    """Point the MLflow alias at the history's newest move, until it stays the newest.
+
+    Two promotions that serialised in the history (seq n and n + 1) reach MLflow in either order; each
+    sets what the history's newest move says and reads the history again, so whichever writes last
+    writes the newest version, however their calls interleave.
+    """
+    mc = client(settings)
+    while True:
+        newest = store.last_alias_move(model, alias)
+        assert newest is not None  # this promotion's own row is in the history
+        # Two writers at once: MLflow's SQLite store rejects the second insert of the alias row, and a
+        # retry finds the row and updates it.
+        for attempt in Retrying(stop=stop_after_attempt(3), wait=wait_fixed(0.2), reraise=True):
+            with attempt:
+                mc.set_registered_model_alias(model, alias, newest.version)
+        tag = json.dumps(_move(newest).model_dump(mode="json"))
+        mc.set_registered_model_tag(model, f"aire.alias.{alias}.last_move", tag)
+        again = store.last_alias_move(model, alias)
+        if again is not None and again.seq == newest.seq:
+            return
 
 
 def history(store: Store, model: str) -> list[Move]:
