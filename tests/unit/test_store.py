@@ -253,3 +253,20 @@ def test_judge_replies_are_kept_once_per_judge_and_prompt(store: Store) -> None:
     assert store.judge_reply("j1", "p1") == '{"verdict": "yes"}'
     assert store.judge_reply("j2", "p1") == '{"verdict": "no"}'
     assert store.count_judge_calls("j1") == 1 and store.count_judge_calls() == 2
+
+
+def test_flush_and_close_cut_the_batch_window_short(store: Store) -> None:
+    # A sequential look flushes and a run closes its writer mid-window: neither waits the window out.
+    from aire.store.writer import ResultWriter
+
+    run_id = new_run(store)
+    w = ResultWriter(store.engine, run_id, FP, window_s=60.0)
+    w.start()
+    t0 = time.monotonic()
+    w.put(result("a"))
+    w.flush()
+    assert store.count_results(run_id) == 1
+    w.put(result("b"))
+    w.close()
+    assert store.count_results(run_id) == 2
+    assert time.monotonic() - t0 < 30  # a window of 60 s was never waited out
