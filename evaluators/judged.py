@@ -8,6 +8,7 @@ reason: counted apart, never a zero.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, create_model
@@ -32,6 +33,7 @@ def question_text(sample: Sample) -> str:
     return users[-1] if users else sample.prompt[-1].content
 
 
+@functools.cache  # one model per declared scale: building a pydantic model per sample costs milliseconds
 def _reply_schema(labels: tuple[str, ...] | None, low: int, high: int) -> type[BaseModel]:
     # An enum, not a range: structured-output engines enforce enums on every server that has them.
     if labels:

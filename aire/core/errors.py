@@ -38,6 +38,7 @@ class InputError(AireError):
         line: int | None = None,
         field: str | None = None,
     ) -> None:
+        self.message = message  # without the location, for an error that re-raises it for another place
         self.path = str(path) if path is not None else None
         self.line = line
         self.field = field

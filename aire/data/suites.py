@@ -243,7 +243,7 @@ def _validate_rows(path: Path, spec: SuiteSpec, rows: list[tuple[int, dict[str, 
     """Check every row before any is used, naming the line (row) of the first bad one; the rows, with
     a field missing from some rows set to None in those (as a table would have it)."""
     needed = spec.prompt.fields() | {spec.id_field, *spec.slices}
-    lists = [f for f in (spec.contexts_field, spec.reference_contexts_field) if f]
+    lists = list(_extra_fields(spec).values())
     needed |= {f for f in (spec.reference_field, *lists) if f}
     seen: dict[str, int] = {}
     for lineno, row in rows:
@@ -271,6 +271,11 @@ def _validate_rows(path: Path, spec: SuiteSpec, rows: list[tuple[int, dict[str, 
         raise SuiteError("no samples", path=path)
     columns = list(dict.fromkeys(k for _, row in rows for k in row))
     return [{c: row.get(c) for c in columns} for _, row in rows]
+
+
+def _extra_fields(spec: SuiteSpec) -> dict[str, str]:
+    """The sample extras this suite provides (``contexts`` ...) and the row field each is read from."""
+    return {extra: getattr(spec, setting) for extra, setting in SAMPLE_EXTRAS.items() if getattr(spec, setting)}
 
 
 def _template_value(value: Any) -> Any:
@@ -360,6 +365,7 @@ def load_suite(
     version = suite_version(folder, spec)
     if limit is not None:
         rows = rows[:limit]
+    extras = _extra_fields(spec)
     samples = [
         Sample(
             id=str(row[spec.id_field]),
@@ -367,8 +373,7 @@ def load_suite(
             reference=row.get(spec.reference_field) if spec.reference_field else None,
             fields=row,
             slices={s: str(row[s]) for s in spec.slices},
-            contexts=tuple(row[spec.contexts_field]) if spec.contexts_field else None,
-            reference_contexts=tuple(row[spec.reference_contexts_field]) if spec.reference_contexts_field else None,
+            **{extra: tuple(row[name]) for extra, name in extras.items()},
         )
         for row in rows
     ]

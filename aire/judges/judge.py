@@ -14,7 +14,7 @@ repeated run, or a second metric asking the same thing, pays once. Only valid re
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -69,22 +69,31 @@ class Judge:
         self.cache = cache
         self.max_tokens = max_tokens
         self.calls = 0  # requests actually sent (cache misses)
+        # Per template and per schema, not per call: the identity reads the weights manifest from disk,
+        # and a pydantic JSON schema is rebuilt each time it is asked for.
+        self._ids: dict[str, str] = {}
+        self._formats: dict[type[BaseModel], dict[str, Any]] = {}
 
     def identity(self, template: str) -> dict[str, Any]:
         return judge_identity(self.endpoint, template)
 
     def judge_id(self, template: str) -> str:
-        return _sha256(canonical_json(self.identity(template)))
+        if template not in self._ids:
+            self._ids[template] = _sha256(canonical_json(self.identity(template)))
+        return self._ids[template]
+
+    def _response_format(self, schema: type[BaseModel]) -> dict[str, Any]:
+        if schema not in self._formats:
+            self._formats[schema] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": True},
+            }
+        return self._formats[schema]
 
     async def ask(self, messages: list[ChatMessage], schema: type[M], *, template: str) -> JudgeReply[M]:
         """Ask once (or read the cached reply); ``template`` is the prompt template the messages came from."""
         params = GenerationParams(
-            temperature=0.0,
-            max_tokens=self.max_tokens,
-            response_format={
-                "type": "json_schema",
-                "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": True},
-            },
+            temperature=0.0, max_tokens=self.max_tokens, response_format=self._response_format(schema)
         )
         judge_id = self.judge_id(template)
         prompt_hash = _sha256(
@@ -100,7 +109,7 @@ class Judge:
             if stored is not None:
                 reply = _parse(stored, schema)
                 if reply.value is not None:
-                    return JudgeReply(reply.value, stored, None, cached=True)
+                    return replace(reply, cached=True)
         self.calls += 1
         completion = await self.client.generate(Sample(id=prompt_hash, prompt=messages), params)
         if completion.error is not None:

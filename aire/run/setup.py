@@ -12,7 +12,7 @@ from typing import Any
 
 from aire.client.config import EndpointConfig, load_config
 from aire.client.endpoints import EndpointClient
-from aire.core.errors import ConfigError, InputError, did_you_mean
+from aire.core.errors import ConfigError, InputError
 from aire.core.settings import Settings
 from aire.data.suites import EvaluatorRef, Suite, load_suite
 
@@ -27,15 +27,12 @@ def bind_evaluator(ref: EvaluatorRef, where: Path, field_prefix: str, settings: 
 
     bound = evaluators.bind(ref.name, ref.options, where=str(where), field_prefix=field_prefix)
     if settings is not None and "judge" in bound.requires:
-        name = str(bound.options.get("judge"))
-        known = load_config(settings.config, settings.models_dir).endpoints
-        if name not in known:
-            listed = ", ".join(sorted(known)) or f"none configured in {settings.config}"
+        try:
+            load_config(settings.config, settings.models_dir).endpoint(str(bound.options.get("judge")))
+        except ConfigError as exc:  # "unknown endpoint 'x' (did you mean: y); known: ...", here the suite's
             raise InputError(
-                f"evaluator '{ref.name}': unknown judge endpoint '{name}'{did_you_mean(name, known)}; known: {listed}",
-                path=str(where),
-                field=f"{field_prefix}.options.judge",
-            )
+                f"evaluator '{ref.name}': judge: {exc.message}", path=str(where), field=f"{field_prefix}.options.judge"
+            ) from None
     return bound
 
 

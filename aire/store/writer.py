@@ -33,7 +33,7 @@ class SampleResult:
     completion: Completion
     scores: Mapping[str, Score] = field(default_factory=dict)
 
-    def to_row(self, run_id: str, fingerprint: str, created_at: datetime | None = None) -> dict[str, Any]:
+    def to_row(self, run_id: str, fingerprint: str, created_at: datetime) -> dict[str, Any]:
         c, err = self.completion, self.completion.error
         return {
             "run_id": run_id,
@@ -53,7 +53,7 @@ class SampleResult:
             "error_message": err.message if err else None,
             "scores_json": {k: (None if math.isnan(s.value) else s.value) for k, s in self.scores.items()},
             "explanations": {k: s.explanation for k, s in self.scores.items() if s.explanation},
-            "created_at": created_at or now_utc(),
+            "created_at": created_at,
         }
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -45,40 +47,42 @@ def msg(text: str) -> list[ChatMessage]:
     return [ChatMessage(role="user", content=text)]
 
 
-async def test_a_judge_sends_its_schema_and_caches_valid_replies(tmp_path: Path) -> None:
+@asynccontextmanager
+async def fake_judge(tmp_path: Path) -> AsyncIterator[tuple[FakeOpenAI, Judge, Store]]:
+    """The scripted judge server, an open client to it and a Judge caching in a fresh store."""
     store = Store(f"sqlite:///{tmp_path / 'aire.db'}")
     async with FakeOpenAI(latency_s=0, answer=grader, models=["judge"]) as srv:
         ep = EndpointConfig(name="j", base_url=srv.base_url, model="judge")
         async with EndpointClient(ep) as client:
-            judge = Judge(ep, client, store)
-            first = await judge.ask(msg("Answer: 7\nReference answer: 7"), Verdict, template="t1")
-            assert first.value == Verdict(verdict="yes") and not first.cached
-            body = srv.last_body
-            assert body["response_format"]["type"] == "json_schema"
-            assert body["response_format"]["json_schema"]["schema"] == Verdict.model_json_schema()
-            assert body["temperature"] == 0.0
-            again = await judge.ask(msg("Answer: 7\nReference answer: 7"), Verdict, template="t1")
-            assert again.value == first.value and again.cached and srv.requests == 1
-            # Another template is another judge: asked again, kept apart.
-            other = await judge.ask(msg("Answer: 7\nReference answer: 7"), Verdict, template="t2")
-            assert not other.cached and srv.requests == 2
-            # A second Judge object on the same store (a resumed run) reads the cache.
-            resumed = Judge(ep, client, store)
-            assert (await resumed.ask(msg("Answer: 7\nReference answer: 7"), Verdict, template="t1")).cached
-            assert srv.requests == 2 and resumed.calls == 0
+            yield srv, Judge(ep, client, store), store
+
+
+async def test_a_judge_sends_its_schema_and_caches_valid_replies(tmp_path: Path) -> None:
+    async with fake_judge(tmp_path) as (srv, judge, store):
+        first = await judge.ask(msg("Answer: 7\nReference answer: 7"), Verdict, template="t1")
+        assert first.value == Verdict(verdict="yes") and not first.cached
+        body = srv.last_body
+        assert body["response_format"]["type"] == "json_schema"
+        assert body["response_format"]["json_schema"]["schema"] == Verdict.model_json_schema()
+        assert body["temperature"] == 0.0
+        again = await judge.ask(msg("Answer: 7\nReference answer: 7"), Verdict, template="t1")
+        assert again.value == first.value and again.cached and srv.requests == 1
+        # Another template is another judge: asked again, kept apart.
+        other = await judge.ask(msg("Answer: 7\nReference answer: 7"), Verdict, template="t2")
+        assert not other.cached and srv.requests == 2
+        # A second Judge object on the same store (a resumed run) reads the cache.
+        resumed = Judge(judge.endpoint, judge.client, store)
+        assert (await resumed.ask(msg("Answer: 7\nReference answer: 7"), Verdict, template="t1")).cached
+        assert srv.requests == 2 and resumed.calls == 0
 
 
 async def test_an_unparseable_reply_is_an_error_with_the_reason_and_is_not_cached(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'aire.db'}")
-    async with FakeOpenAI(latency_s=0, answer=grader, models=["judge"]) as srv:
-        ep = EndpointConfig(name="j", base_url=srv.base_url, model="judge")
-        async with EndpointClient(ep) as client:
-            judge = Judge(ep, client, store)
-            reply = await judge.ask(msg("garble"), Verdict, template="t")
-            assert reply.value is None and reply.error is not None
-            assert reply.error.startswith("unparseable judge reply") and "I think it is fine" in reply.error
-            await judge.ask(msg("garble"), Verdict, template="t")
-            assert srv.requests == 2  # not cached: asked again
+    async with fake_judge(tmp_path) as (srv, judge, store):
+        reply = await judge.ask(msg("garble"), Verdict, template="t")
+        assert reply.value is None and reply.error is not None
+        assert reply.error.startswith("unparseable judge reply") and "I think it is fine" in reply.error
+        await judge.ask(msg("garble"), Verdict, template="t")
+        assert srv.requests == 2  # not cached: asked again
     assert store.count_judge_calls() == 0
 
 
