@@ -86,6 +86,21 @@ def aire_flow(
     return result.execution_s, result.execution_cpu_s, time.perf_counter() - t0
 
 
+def drain_prefect(timeout: float = 10) -> None:
+    """Send what Prefect's log and event workers still hold from a flow run that returned.
+
+    They run on threads of this process: left alone, the next round's CPU count (raw or aire) would
+    include another run's uploads. Draining between rounds charges each round only its own work.
+    """
+    if "prefect" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=timeout)
+    EventsWorker.drain_all(timeout=timeout)
+
+
 def aire_command(args: list[str], env: dict[str, str]) -> float:
     t0 = time.perf_counter()
     proc = subprocess.run([str(BIN / "aire"), *args], env=env, capture_output=True, text=True)
@@ -110,6 +125,7 @@ def compare(
     prompts = prompts_of(suite)
     raw, raw_cpu, aire_exec, aire_cpu, aire_wall, raw_pinned = [], [], [], [], [], []
     asyncio.run(raw_client(base_url, model, prompts[:64], concurrency))  # warm the server's caches
+    drain_prefect()
     for _ in range(rounds):
         settle()
         cpu = time.process_time()
@@ -121,6 +137,7 @@ def compare(
                 raw_pinned.append(asyncio.run(raw_client(base_url, model, prompts, concurrency)))
         settle()
         execution, execution_cpu, wall = aire_flow(suite, base_url, model, concurrency, cores=cores)
+        drain_prefect()
         aire_exec.append(execution)
         aire_cpu.append(execution_cpu)
         aire_wall.append(wall)
@@ -180,7 +197,7 @@ def main() -> int:
     parser.add_argument("--skip-harnesses", action="store_true", help="skip lm-evaluation-harness and Inspect AI")
     parser.add_argument("--skip-vllm", action="store_true", help="skip (b), the real vLLM comparison")
     args = parser.parse_args()
-    rounds, n_fake = (1, 1000) if args.quick else (5, 1000)
+    rounds, n_fake = (1, 1000) if args.quick else (7, 1000)
 
     work = Path(tempfile.mkdtemp(prefix="aire-bench-"))
     from aire.core.settings import Settings
@@ -269,13 +286,7 @@ def main() -> int:
         if not args.skip_vllm:
             results["b_vllm"] = bench_vllm(work, env, rounds)
     finally:
-        if "prefect" in sys.modules:
-            # Flush queued flow-run logs and events while the Prefect server still answers.
-            from prefect.events.worker import EventsWorker
-            from prefect.logging.handlers import APILogWorker
-
-            APILogWorker.drain_all(timeout=10)
-            EventsWorker.drain_all(timeout=10)
+        drain_prefect()  # while the Prefect server still answers
         for proc in reversed(procs):
             stop(proc)
         shutil.rmtree(work, ignore_errors=True)

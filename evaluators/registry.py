@@ -276,6 +276,10 @@ def _truncate(text: str) -> str:
     return text if len(text) <= _MAX_EXPLANATION else text[: _MAX_EXPLANATION - 1] + "…"
 
 
+# What sync evaluators return; anything else may be an awaitable (a sync wrapper of an async scorer).
+_PLAIN_RESULTS: frozenset[type] = frozenset({Score, bool, float, int, type(None)})
+
+
 def _as_score(result: object) -> Score:
     """Wrap what an evaluator returned; anything unexpected is a bug in the evaluator, so NaN."""
     if isinstance(result, Score):
@@ -315,7 +319,7 @@ class BoundEvaluator:
             # Sync evaluators are cheap and pure: call them inline. A thread hop per sample would
             # cost more than the scoring itself at thousands of samples per second.
             result: Any = spec.fn(sample, completion, **self.options)
-            if spec.is_async or inspect.isawaitable(result):
+            if spec.is_async or (type(result) not in _PLAIN_RESULTS and inspect.isawaitable(result)):
                 result = await result
         except Exception as exc:  # an evaluator bug must cost one NaN, not the run
             return Score(explanation=_truncate(f"evaluator error: {type(exc).__name__}: {exc}"))
