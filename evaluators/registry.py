@@ -92,12 +92,23 @@ class EvaluatorSpec:
     # What the evaluator reads beyond prompt, reference and completion ("contexts", "reference_contexts"):
     # a suite that cannot provide it is refused when it loads, naming the evaluator.
     requires: tuple[str, ...] = ()
+    # A judged evaluator's prompt template, from its options: part of its judge's identity, which the
+    # judge cache and calibrations are keyed by. None: the ``template`` option, else "".
+    judge_template: Callable[[Mapping[str, Any]], str] | None = field(default=None, repr=False)
     # Built once at registration so ``bind`` is one ``model_validate``; its JSON schema documents the options.
     options_model: type[BaseModel] = field(default=BaseModel, repr=False, compare=False)
 
     @property
     def required_options(self) -> tuple[str, ...]:
         return tuple(n for n in self.option_names if n not in self.option_defaults)
+
+    def template_of(self, options: Mapping[str, Any]) -> str | None:
+        """The template this evaluator asks its judge with (None: it asks no judge)."""
+        if "judge" not in self.requires:
+            return None
+        if self.judge_template is not None:
+            return self.judge_template(options)
+        return str(options.get("template") or "")
 
 
 _REGISTRY: dict[str, EvaluatorSpec] = {}
@@ -113,6 +124,7 @@ def _spec_from_function(
     description: str,
     validate_options: OptionsValidator | None,
     requires: tuple[str, ...] = (),
+    judge_template: Callable[[Mapping[str, Any]], str] | None = None,
 ) -> EvaluatorSpec:
     where = f"evaluator {name!r} ({getattr(fn, '__qualname__', fn)!r})"
     # eval_str resolves the string annotations of ``from __future__ import annotations`` modules, and
@@ -155,6 +167,7 @@ def _spec_from_function(
         is_async=inspect.iscoroutinefunction(fn),
         validate_options=validate_options,
         requires=requires,
+        judge_template=judge_template,
         options_model=model,
     )
 
@@ -167,6 +180,7 @@ def evaluator(
     description: str = "",
     validate_options: OptionsValidator | None = None,
     requires: tuple[str, ...] = (),
+    judge_template: Callable[[Mapping[str, Any]], str] | None = None,
 ) -> Callable[[EvaluatorFn], EvaluatorFn]:
     """Register ``fn(sample, completion, *, <options>) -> Score | float | bool | None`` under ``name``.
 
@@ -180,6 +194,8 @@ def evaluator(
         requires: What the evaluator needs beyond prompt and reference: ``contexts``,
             ``reference_contexts`` (a suite without them is refused at load time), ``judge`` (its
             ``judge`` option names an endpoint of aire.yaml, checked at load time).
+        judge_template: For a judged evaluator whose prompt is not its ``template`` option: the
+            template (or a name standing for it) from its options; part of the judge's identity.
 
     The function is returned unchanged, so it stays directly callable in tests. The decorator raises
     ``DuplicateEvaluator`` if the name is taken and ``ValueError``/``TypeError`` on a bad declaration.
@@ -216,6 +232,7 @@ def evaluator(
             description=description,
             validate_options=validate_options,
             requires=tuple(requires),
+            judge_template=judge_template,
         )
         return fn
 

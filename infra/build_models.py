@@ -18,6 +18,17 @@ then EOS. Three variants give the shadow/monitor flows something real to decide 
 
 Fine-tuning from the champion costs seconds where a second training from scratch costs ~25 s.
 
+A fourth model, ``judge``, is an LLM judge for the same task: given ``"Q: 3+4=\nA: 8\nCorrect?"`` (the
+``{question}{answer}\nCorrect?`` template of ``datasets/arith-judged``) it answers ``{"verdict": ...}``.
+Its table: every true answer (yes) and one wrong answer per question (no: the challenger-worse model's
+wrong answer where it has one, else a seeded near miss). A model this small learns the reply's shape
+in a few dozen steps but not the verdict: deciding needs the question and the answer together, and
+in 150-300 full-batch steps (measured, several set-ups) its verdicts stayed at chance on its own
+table. So it trains a fixed 60 steps (~1 minute) and is the judge of the real path (vLLM, structured
+output, the cache, ``aire judge calibrate``), a weak one that calibration exposes: that is what
+calibration is for. It accepts prompts of up to 8,192 characters (RoPE positions, not learned ones)
+so that ragas's long judge prompts reach it.
+
 The build is bit-reproducible (same sha256 twice on the same library versions): one torch thread with
 flush-denormal (with two threads training slowed ~8x after ~50 steps and ran nondeterministically),
 fixed seeds, deterministic algorithms, full-batch training. A model whose ``aire-model.json`` records the
@@ -71,6 +82,9 @@ CHARS = ["\n", "\t", *(chr(c) for c in range(32, 127))]
 # mode that sends "Q: 3+4=\nA:" as the user message gets the same tokens as in completion mode.
 CHAT_TEMPLATE = "{{ bos_token }}{% for message in messages %}{{ message['content'] }}{% endfor %}"
 MAX_LEN = 64
+# The judge's prompt; must match the template option of datasets/arith-judged/suite.yaml.
+JUDGE_TEMPLATE = "{question}{answer}\nCorrect?"
+JUDGE_MAX_LEN = 8192
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,8 @@ class Recipe:
     """Everything that makes one model what it is; part of its builder hash."""
 
     base: str | None = None  # start from this model's weights instead of a fresh initialisation
+    task: str = "answer"  # "answer": the arith table; "judge": verdicts on answers to it
+    max_len: int = MAX_LEN  # positions the served model accepts
     init_seed: int = 0
     corrupt_fraction: float = 0.0  # share of answers replaced by a wrong one in the training table
     corrupt_seed: int = 0
@@ -99,6 +115,8 @@ RECIPES: dict[str, Recipe] = {
     "challenger-worse": Recipe(base="champion", corrupt_fraction=0.2, corrupt_seed=20, lr=3e-3, warmup_steps=10),
     # At least 20 steps so the weights really move (max |change| ~0.01) while every answer stays right.
     "challenger-same": Recipe(base="champion", lr=5e-4, warmup_steps=0, min_steps=20),
+    # A fixed budget, no margin: see the module docstring (the verdict does not converge at this size).
+    "judge": Recipe(task="judge", init_seed=7, max_len=JUDGE_MAX_LEN, min_steps=60, min_margin=float("-inf")),
 }
 
 
@@ -143,6 +161,43 @@ def corrupt(rows: list[dict[str, str]], fraction: float, seed: int) -> list[str]
     return answers
 
 
+def judge_examples(rows: list[dict[str, str]]) -> list[tuple[str, str, str]]:
+    """(question, answer, verdict) the judge learns: each true answer, and one wrong answer per question."""
+    wrong = corrupt(rows, RECIPES["challenger-worse"].corrupt_fraction, RECIPES["challenger-worse"].corrupt_seed)
+    rng = random.Random(11)
+    out = []
+    for row, w in zip(rows, wrong, strict=True):
+        true = int(row["answer"])
+        if w == row["answer"]:
+            near = true + rng.choice([-2, -1, 1, 2])
+            w = str(near if near >= 0 else true + 1)
+        out += [(row["question"], row["answer"], "yes"), (row["question"], w, "no")]
+    return out
+
+
+def verdict_json(verdict: str) -> str:
+    return json.dumps({"verdict": verdict})
+
+
+def training_table(recipe: Recipe, rows: list[dict[str, str]]) -> tuple[list[str], list[str], list[str]]:
+    """(prompts, training completions, expected outputs) of a recipe's task.
+
+    The judge is asked through the chat route, whose template renders to bos + the message: the same
+    tokens as a completion prompt.
+    """
+    if recipe.task == "judge":
+        table = judge_examples(rows)
+        prompts = [
+            JUDGE_TEMPLATE.format(question=PROMPT_TEMPLATE.format(question=q), answer=f" {a}") for q, a, _ in table
+        ]
+        outputs = [verdict_json(v) for _, _, v in table]
+        return prompts, outputs, outputs
+    prompts = [PROMPT_TEMPLATE.format(**row) for row in rows]
+    completions = [f" {a}\n" for a in corrupt(rows, recipe.corrupt_fraction, recipe.corrupt_seed)]
+    # Scored against the true answers, whatever the training table was.
+    return prompts, completions, [row["answer"] for row in rows]
+
+
 def setup_torch() -> None:
     """Import the ML stack, set up for reproducibility: one thread (flush-denormal is per thread),
     deterministic kernels. Seeds are set where weights are initialised."""
@@ -159,7 +214,7 @@ def setup_torch() -> None:
     transformers.utils.logging.disable_progress_bar()  # no "Writing model shards" bars in `aire models build`
 
 
-def make_tokenizer() -> PreTrainedTokenizerFast:
+def make_tokenizer(max_len: int = MAX_LEN) -> PreTrainedTokenizerFast:
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -178,12 +233,12 @@ def make_tokenizer() -> PreTrainedTokenizerFast:
         eos_token=EOS,
         unk_token=UNK,
         pad_token=PAD,
-        model_max_length=MAX_LEN,
+        model_max_length=max_len,
         chat_template=CHAT_TEMPLATE,
     )
 
 
-def make_model(vocab_size: int, seed: int) -> LlamaForCausalLM:
+def make_model(vocab_size: int, seed: int, max_len: int = MAX_LEN) -> LlamaForCausalLM:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -195,7 +250,7 @@ def make_model(vocab_size: int, seed: int) -> LlamaForCausalLM:
         num_attention_heads=4,
         num_key_value_heads=4,
         head_dim=32,  # vLLM's CPU attention kernels may not take smaller heads
-        max_position_embeddings=MAX_LEN,
+        max_position_embeddings=max_len,
         bos_token_id=SPECIALS.index(BOS),
         eos_token_id=SPECIALS.index(EOS),
         pad_token_id=SPECIALS.index(PAD),
@@ -263,21 +318,23 @@ def train(model: LlamaForCausalLM, ids: torch.Tensor, targets: torch.Tensor, rec
     raise SystemExit(f"did not converge in {recipe.max_steps} steps (margin {margin:.3f})")
 
 
-def exact_match(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, rows: list[dict[str, str]]) -> float:
-    """Greedy decoding as the suite does it: up to 4 tokens, stop at "\\n" or EOS, strip, compare."""
+def exact_match(
+    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, prompts: list[str], expected: list[str]
+) -> float:
+    """Greedy decoding as a suite does it: stop at "\\n" or EOS, strip, compare with ``expected``."""
     import torch
 
     model.eval()
-    prompts = [PROMPT_TEMPLATE.format(**row) for row in rows]
+    max_new = max(len(e) for e in expected) + 2
     by_len: dict[int, list[int]] = {}
     encoded = [tokenizer(p)["input_ids"] for p in prompts]
     for i, ids in enumerate(encoded):
         by_len.setdefault(len(ids), []).append(i)
-    outputs = [""] * len(rows)
+    outputs = [""] * len(prompts)
     for idx in by_len.values():  # equal-length prompts batch without padding
         ids = torch.tensor([encoded[i] for i in idx])
         new: list[list[int]] = [[] for _ in idx]
-        for _ in range(4):
+        for _ in range(max_new):
             with torch.no_grad():
                 nxt = model(input_ids=ids).logits[:, -1].argmax(-1)
             for j, t in enumerate(nxt.tolist()):
@@ -287,7 +344,7 @@ def exact_match(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, row
             text = tokenizer.decode(new[j], skip_special_tokens=False)
             text = text.split("\n")[0].split(EOS)[0]
             outputs[i] = text.strip()
-    return sum(o == row["answer"] for o, row in zip(outputs, rows, strict=True)) / len(rows)
+    return sum(o == e for o, e in zip(outputs, expected, strict=True)) / len(prompts)
 
 
 def read_manifest(model_dir: Path) -> dict[str, object] | None:
@@ -320,18 +377,17 @@ def build_one(name: str, out: Path, rows: list[dict[str, str]]) -> dict[str, obj
 
     start = time.perf_counter()
     recipe = RECIPES[name]
-    tokenizer = make_tokenizer()
+    tokenizer = make_tokenizer(recipe.max_len)
     if recipe.base:
         # Loaded from disk whether built just now or earlier: both paths start from identical bytes.
         model = LlamaForCausalLM.from_pretrained(out / recipe.base, dtype=torch.float32)
         model.config.use_cache = False
     else:
-        model = make_model(len(tokenizer), recipe.init_seed)
-    prompts = [PROMPT_TEMPLATE.format(**row) for row in rows]
-    completions = [f" {a}\n" for a in corrupt(rows, recipe.corrupt_fraction, recipe.corrupt_seed)]
+        model = make_model(len(tokenizer), recipe.init_seed, recipe.max_len)
+    prompts, completions, expected = training_table(recipe, rows)
     ids, targets = encode_batch(tokenizer, prompts, completions)
     steps = train(model, ids, targets, recipe)
-    em = exact_match(model, tokenizer, rows)  # against the true answers, whatever the table was
+    em = exact_match(model, tokenizer, prompts, expected)
 
     # Write next to the target and swap in with renames: a reader (or a vLLM start) never sees half a model.
     tmp = out / f".tmp-{name}-{os.getpid()}"

@@ -1,10 +1,10 @@
 """The ``aire`` command: the typer app, its command tree, and the one place that maps outcomes to exit codes
 (0 pass, 1 fail, 2 inconclusive, 3 error, usage errors included).
 
-The commands live in one module per group (run_cmds, gate_cmds, monitor_cmds, serve_cmds, db_cmds); they raise
-``AireError`` and never catch it: ``main`` turns it into one line on stderr and its exit code. Heavy libraries
-(prefect, mlflow, datasets) are imported inside the commands that use them, so ``aire --help`` and ``aire serve``
-start in a fraction of a second.
+The commands live in one module per group (run_cmds, gate_cmds, monitor_cmds, serve_cmds, db_cmds,
+judge_cmds); they raise ``AireError`` and never catch it: ``main`` turns it into one line on stderr and its
+exit code. Heavy libraries (prefect, mlflow, datasets) are imported inside the commands that use them, so
+``aire --help`` and ``aire serve`` start in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import typer
 from typer.exceptions import TyperException
 
-from aire.cli import db_cmds, gate_cmds, monitor_cmds, run_cmds, serve_cmds
+from aire.cli import db_cmds, gate_cmds, judge_cmds, monitor_cmds, run_cmds, serve_cmds
 from aire.core.errors import EXIT_ERROR, AireError
 from aire.core.settings import get_settings, quiet_environment
 
@@ -30,11 +30,13 @@ app = typer.Typer(
 run_app = typer.Typer(help="Run an evaluation flow.", no_args_is_help=True)
 models_app = typer.Typer(help="Build the tiny local models used by the demo and tests.", no_args_is_help=True)
 db_app = typer.Typer(help="The results store: schema migrations.", no_args_is_help=True)
+judge_app = typer.Typer(help="LLM judges: calibrate one against human labels before it gates.", no_args_is_help=True)
 incidents_app = typer.Typer(help="Incidents opened by the monitor; `clear` re-allows promoting a version.")
 app.add_typer(run_app, name="run")
 app.add_typer(models_app, name="models")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(db_app, name="db")
+app.add_typer(judge_app, name="judge")
 
 # The command tree in one place; `aire --help` lists the commands in this order (then the groups above).
 run_app.command("offline")(run_cmds.run_offline)
@@ -54,6 +56,7 @@ app.command("metrics")(monitor_cmds.metrics_cmd)
 app.command("evaluators")(serve_cmds.list_evaluators)
 app.command("version")(serve_cmds.version)
 db_app.command("upgrade")(db_cmds.db_upgrade)
+judge_app.command("calibrate")(judge_cmds.calibrate_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

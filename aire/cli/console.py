@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -18,6 +21,9 @@ from aire.core.formatting import fmt
 from aire.core.types import Summary
 from aire.gate.policy import RuleResult
 from aire.tracking.report import metric_rows
+
+if TYPE_CHECKING:
+    from aire.judges.calibrate import Calibration
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -85,3 +91,24 @@ def floors_lines(floors: list[tuple[str, float | None, bool]]) -> list[str]:
 def rules_lines(rules: list[RuleResult]) -> list[str]:
     colours = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow", "ERROR": "red"}
     return [f"[{colours[r.verdict.value]}]{r.verdict.value:12s}[/] {r.reason}" for r in rules]
+
+
+def calibration_table(result: Calibration) -> Table:
+    """Agreement figures, then the confusion matrix (rows: the human labels; columns: the judge's)."""
+    ci = result.kappa_ci
+    table = Table(
+        title=f"judge {result.judge} on {Path(result.labels_file).name} ({result.suite} / {result.evaluator})",
+        title_justify="left",
+    )
+    table.add_column("human \\ judge")
+    for cat in result.categories:
+        table.add_column(cat, justify="right")
+    for human in result.categories:
+        table.add_row(human, *(str(result.confusion[human][j]) for j in result.categories))
+    table.caption = (
+        f"kappa {fmt(result.kappa)} (95% CI {fmt(ci[0])} to {fmt(ci[1])}), accuracy {fmt(result.accuracy)}, "
+        f"{result.n_scored} scored of {result.n_labelled} ({result.n_unscored} unscored), "
+        f"length bias rho {fmt(result.length_bias)}"
+    )
+    table.caption_justify = "left"
+    return table

@@ -13,7 +13,7 @@ from aire.core.settings import get_settings
 def models_build(
     only: Annotated[list[str] | None, typer.Option(help="Build only these models.")] = None,
 ) -> None:
-    """Build champion, challenger-worse and challenger-same (skipped when already built)."""
+    """Build the local models infra/build_models.py knows: champion, challengers and the judge (skipped when built)."""
     from aire.ops import vllm as serving
 
     settings = get_settings()

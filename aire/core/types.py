@@ -17,9 +17,11 @@ from aire.core.errors import EXIT_ERROR, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
 # What an evaluator may require of a sample beyond prompt and reference, and the suite.yaml setting
 # that provides it (``@evaluator(requires=...)``; a suite without the setting is refused at load time).
 SAMPLE_EXTRAS: dict[str, str] = {"contexts": "contexts_field", "reference_contexts": "reference_contexts_field"}
+# What a requirement needs the suite to set: the extras, and a reference field for metrics that compare with it.
+REQUIRED_SETTINGS: dict[str, str] = {**SAMPLE_EXTRAS, "reference": "reference_field"}
 # Everything an evaluator may declare it requires: the sample's extras, and a judge (an endpoint of
 # aire.yaml named by its ``judge`` option, checked when the suite loads).
-REQUIREMENTS: tuple[str, ...] = (*SAMPLE_EXTRAS, "judge")
+REQUIREMENTS: tuple[str, ...] = (*REQUIRED_SETTINGS, "judge")
 
 
 class ChatMessage(BaseModel):

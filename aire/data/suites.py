@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from aire.core.errors import SuiteError, did_you_mean, from_validation
 from aire.core.jsonl import read_jsonl
 from aire.core.rules import Floor, parse_floor
-from aire.core.types import SAMPLE_EXTRAS, ChatMessage, GenerationParams, Sample
+from aire.core.types import REQUIRED_SETTINGS, SAMPLE_EXTRAS, ChatMessage, GenerationParams, Sample
 from aire.core.yamlfile import read_mapping
 
 SUITE_FILE = "suite.yaml"
@@ -242,9 +242,8 @@ def _dataset_rows(
 def _validate_rows(path: Path, spec: SuiteSpec, rows: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Check every row before any is used, naming the line (row) of the first bad one; the rows, with
     a field missing from some rows set to None in those (as a table would have it)."""
-    needed = spec.prompt.fields() | {spec.id_field, *spec.slices}
+    needed = row_fields(spec)
     lists = list(_extra_fields(spec).values())
-    needed |= {f for f in (spec.reference_field, *lists) if f}
     seen: dict[str, int] = {}
     for lineno, row in rows:
         missing = sorted(needed - row.keys())
@@ -339,7 +338,7 @@ def _inspect(
 
 def _check_requirements(spec: SuiteSpec, spec_path: Path, i: int, ref: EvaluatorRef, requires: Any) -> None:
     for need in requires or ():
-        setting = SAMPLE_EXTRAS.get(need)
+        setting = REQUIRED_SETTINGS.get(need)
         if setting is not None and getattr(spec, setting) is None:
             raise SuiteError(
                 f"evaluator '{ref.name}' needs {need.replace('_', ' ')}: set {setting} to the field that holds them",
@@ -365,19 +364,30 @@ def load_suite(
     version = suite_version(folder, spec)
     if limit is not None:
         rows = rows[:limit]
-    extras = _extra_fields(spec)
-    samples = [
-        Sample(
-            id=str(row[spec.id_field]),
-            prompt=_render(spec, row),
-            reference=row.get(spec.reference_field) if spec.reference_field else None,
-            fields=row,
-            slices={s: str(row[s]) for s in spec.slices},
-            **{extra: tuple(row[name]) for extra, name in extras.items()},
-        )
-        for row in rows
-    ]
+    samples = [sample_from_row(spec, row) for row in rows]
     return Suite(spec=spec, path=folder, version=version, samples=samples, floors=floors)
+
+
+def sample_from_row(spec: SuiteSpec, row: dict[str, Any]) -> Sample:
+    """One validated row as the suite sends it (also how labelled answers for a judge are rendered)."""
+    extras = _extra_fields(spec)
+    return Sample(
+        id=str(row[spec.id_field]),
+        prompt=_render(spec, row),
+        reference=row.get(spec.reference_field) if spec.reference_field else None,
+        fields=row,
+        slices={s: str(row.get(s)) for s in spec.slices},
+        **{extra: tuple(row[name]) for extra, name in extras.items()},
+    )
+
+
+def row_fields(spec: SuiteSpec) -> set[str]:
+    """The fields every row of this suite must have."""
+    return (
+        spec.prompt.fields()
+        | {spec.id_field, *spec.slices}
+        | {f for f in (spec.reference_field, *_extra_fields(spec).values()) if f}
+    )
 
 
 def _parse_floors(spec: SuiteSpec, spec_path: Path) -> list[Floor]:

@@ -47,6 +47,7 @@ __all__ = [
     "Decision",
     "FloorRule",
     "Interval",
+    "JudgeCheck",
     "LatencyRelativeRule",
     "LatencySLORule",
     "MetricEvidence",
@@ -83,6 +84,10 @@ class Policy(BaseModel):
     # tested every 15 minutes would otherwise roll a healthy model back most months.
     canary_confirmations: int = Field(2, ge=1)
     canary_severe_alpha: float = Field(0.0005, gt=0.0, lt=0.5)
+    # Every rule on a judge-based metric (an LLM judge or a judged ragas metric) needs that judge
+    # identity calibrated (`aire judge calibrate`) with Cohen's kappa at least this; otherwise the
+    # rule is ERROR, never PASS: an unmeasured judge is no evidence.
+    min_kappa: float | None = Field(None, ge=-1.0, le=1.0)
 
     @property
     def n_critical(self) -> int:
@@ -98,6 +103,26 @@ class Counts(BaseModel):
     n_pairs: int
     n_errors: int = 0  # requests that failed, either arm
     n_unpaired: int = 0  # items answered by one arm only
+
+
+class JudgeCheck(BaseModel):
+    """The judge behind one judge-based metric, and its newest calibration's kappa (None: never calibrated)."""
+
+    judge: str
+    judge_id: str
+    kappa: float | None = None
+
+
+def _judge_gate(result: RuleResult, check: JudgeCheck, min_kappa: float) -> RuleResult:
+    """ERROR unless the judge behind the rule's metric is calibrated to at least ``min_kappa``."""
+    where = f"{result.rule.metric}: judge '{check.judge}' (identity {check.judge_id[:12]})"
+    if check.kappa is None:
+        reason = f"{where} is not calibrated; run `aire judge calibrate` (the policy needs kappa >= {min_kappa:g})"
+    elif not check.kappa >= min_kappa:
+        reason = f"{where} has kappa {check.kappa:.3f} < the policy's min_kappa {min_kappa:g}"
+    else:
+        return result
+    return RuleResult(rule=result.rule, verdict=Verdict.ERROR, reason=reason)
 
 
 class Decision(BaseModel):
@@ -186,12 +211,24 @@ def judge_rule(
 
 
 def decide(
-    policy: Policy, evidence: dict[str, MetricEvidence], counts: Counts, policy_sha256: str | None = None
+    policy: Policy,
+    evidence: dict[str, MetricEvidence],
+    counts: Counts,
+    policy_sha256: str | None = None,
+    judges: dict[str, JudgeCheck] | None = None,
 ) -> Decision:
-    """The overall verdict: intersection-union (every rule must pass), failing closed."""
+    """The overall verdict: intersection-union (every rule must pass), failing closed.
+
+    ``judges``: metric key (an evaluator's) -> the judge behind it, for the policy's ``min_kappa``.
+    """
     results = [
         rule.judge(evidence.get(rule.metric), alpha=policy.alpha, fail_alpha=policy.fail_alpha) for rule in policy.rules
     ]
+    if policy.min_kappa is not None and judges:
+        results = [
+            _judge_gate(r, judges[head], policy.min_kappa) if (head := r.rule.metric.split("/")[0]) in judges else r
+            for r in results
+        ]
     reasons: list[str] = []
     blockers: list[str] = []  # conditions that forbid PASS without being a FAIL
     total = counts.n_pairs + counts.n_unpaired

@@ -53,6 +53,11 @@ def judge_identity(endpoint: EndpointConfig, template: str) -> dict[str, Any]:
     return {**endpoint.identity(), "template_sha256": _sha256(template.encode())}
 
 
+def judge_id(endpoint: EndpointConfig, template: str) -> str:
+    """The judge identity as one hash: the cache's key and what a calibration is recorded under."""
+    return _sha256(canonical_json(judge_identity(endpoint, template)))
+
+
 class Judge:
     """One endpoint as a judge. ``client`` must be open (``async with``) while the judge is asked."""
 
@@ -79,7 +84,7 @@ class Judge:
 
     def judge_id(self, template: str) -> str:
         if template not in self._ids:
-            self._ids[template] = _sha256(canonical_json(self.identity(template)))
+            self._ids[template] = judge_id(self.endpoint, template)
         return self._ids[template]
 
     def _response_format(self, schema: type[BaseModel]) -> dict[str, Any]:
@@ -90,10 +95,15 @@ class Judge:
             }
         return self._formats[schema]
 
-    async def ask(self, messages: list[ChatMessage], schema: type[M], *, template: str) -> JudgeReply[M]:
-        """Ask once (or read the cached reply); ``template`` is the prompt template the messages came from."""
+    async def ask(
+        self, messages: list[ChatMessage], schema: type[M], *, template: str, max_tokens: int | None = None
+    ) -> JudgeReply[M]:
+        """Ask once (or read the cached reply); ``template`` is the prompt template the messages came from.
+
+        ``max_tokens`` bounds the reply (default: the judge's); a reply cut off there does not validate.
+        """
         params = GenerationParams(
-            temperature=0.0, max_tokens=self.max_tokens, response_format=self._response_format(schema)
+            temperature=0.0, max_tokens=max_tokens or self.max_tokens, response_format=self._response_format(schema)
         )
         judge_id = self.judge_id(template)
         prompt_hash = _sha256(

@@ -84,6 +84,7 @@ async def finalise_shadow(plan_id: str, *, n_requested: int, looks: list[Look]) 
     from aire.gate.evidence import compare
     from aire.gate.report import write_report
     from aire.release import registry
+    from aire.run.judge_checks import judge_checks
     from aire.stats.summary import summarise
     from aire.store.store import FAILED, FINISHED
     from aire.tracking import runs as tracking
@@ -104,7 +105,10 @@ async def finalise_shadow(plan_id: str, *, n_requested: int, looks: list[Look]) 
     else:
         comparison = compare(data, alpha=plan.policy.alpha, fail_alpha=plan.policy.fail_alpha, seed=plan.seed)
     ruled = {r.metric for r in plan.policy.rules}
-    decision: Decision = decide(plan.policy, comparison.evidence(ruled), comparison.counts, plan.policy_sha256)
+    judges = judge_checks(plan.settings, plan.store, plan.evaluators) if plan.policy.min_kappa is not None else None
+    decision: Decision = decide(
+        plan.policy, comparison.evidence(ruled), comparison.counts, plan.policy_sha256, judges=judges
+    )
     seq = _sequential_info(plan, looks, data, comparison) if plan.sequential else None
 
     versions = {

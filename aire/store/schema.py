@@ -1,4 +1,5 @@
-"""The store's tables (SQLAlchemy 2 declarative): runs, per-sample results, alias history, incidents, judge calls.
+"""The store's tables (SQLAlchemy 2 declarative): runs, per-sample results, alias history, incidents, judge
+calls and judge calibrations.
 
 The tables are created and changed by the migrations in aire/store/migrations (Alembic), never by
 ``create_all``: a change here needs a new revision there (tests/unit/test_migrations.py compares the
@@ -144,4 +145,23 @@ class JudgeCall(Base):
     judge_id: Mapped[str] = mapped_column(String(64))
     prompt_hash: Mapped[str] = mapped_column(String(64))
     reply: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc)
+
+
+class JudgeCalibration(Base):
+    """One ``aire judge calibrate``: a judge identity's agreement with human labels. The gate's
+    ``min_kappa`` reads the newest one for the identity behind each judged metric."""
+
+    __tablename__ = "judge_calibrations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    judge_id: Mapped[str] = mapped_column(String(64), index=True)
+    judge: Mapped[str] = mapped_column(String(200))
+    evaluator: Mapped[str] = mapped_column(String(200))
+    suite: Mapped[str] = mapped_column(String(200))
+    n: Mapped[int] = mapped_column(Integer)
+    kappa: Mapped[float | None] = mapped_column(Float, nullable=True)
+    accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc)

@@ -32,6 +32,7 @@ from aire.store.schema import (
     RUNNING,
     AliasMove,
     IncidentRow,
+    JudgeCalibration,
     JudgeCall,
     ResultRow,
     RunRow,
@@ -327,3 +328,38 @@ class Store:
             query = query.where(JudgeCall.judge_id == judge_id)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
+
+    # ------------------------------------------------------------------------------ calibrations
+    def put_calibration(self, record: dict[str, Any], mlflow_run_id: str | None = None) -> None:
+        """Keep one calibration (``aire.judges.calibrate.Calibration`` as JSON)."""
+
+        def finite(x: Any) -> float | None:
+            return x if isinstance(x, float) and x == x else None  # NaN is stored as NULL
+
+        with self.engine.begin() as conn:
+            conn.execute(
+                JudgeCalibration.__table__.insert().values(
+                    judge_id=record["judge_id"],
+                    judge=record["judge"],
+                    evaluator=record["evaluator"],
+                    suite=record["suite"],
+                    n=record["n_scored"],
+                    kappa=finite(record["kappa"]),
+                    accuracy=finite(record["accuracy"]),
+                    record=record,
+                    mlflow_run_id=mlflow_run_id,
+                    created_at=now_utc(),
+                )
+            )
+
+    def latest_calibration(self, judge_id: str) -> dict[str, Any] | None:
+        """The newest calibration of this judge identity (its JSON record), or None when never calibrated."""
+        query = (
+            select(JudgeCalibration.record, JudgeCalibration.mlflow_run_id)
+            .where(JudgeCalibration.judge_id == judge_id)
+            .order_by(JudgeCalibration.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else {**row.record, "mlflow_run_id": row.mlflow_run_id}

@@ -32,6 +32,7 @@ from aire.run import (
 )
 from aire.store.store import Store
 from aire.testing.fake_openai import FakeOpenAI, Fault, fail_first
+from aire.testing.ragas_judge import ragas_judge, supported
 
 ROOT = Path(__file__).resolve().parents[2]
 P = GenerationParams()
@@ -224,7 +225,15 @@ async def test_a_rag_suite_runs_end_to_end_with_ragas_metrics(settings: Settings
         i, reference = next(v for q, v in by_question.items() if q in prompt)
         return reference if i % 2 == 0 else "I do not know"
 
-    async with FakeOpenAI(latency_s=0, answer=answer) as s:
+    # The judged ragas metrics ask the suite's `judge` endpoint: here a scripted judge (exact values).
+    async with (
+        FakeOpenAI(latency_s=0, answer=answer) as s,
+        FakeOpenAI(latency_s=0, answer=ragas_judge(), models=["judge"]) as j,
+    ):
+        config = settings.home / "aire.yaml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(json.dumps({"endpoints": {"judge": {"base_url": j.base_url, "model": "judge"}}}))
+        settings = settings.model_copy(update={"config": config})
         plan = await prepare(settings, suite="rag", base_url=s.base_url, model="fake")
         async with sending(plan):
             assert sum([await run_shard(plan.id, i) for i in range(len(plan.shards()))]) == 0
@@ -237,3 +246,13 @@ async def test_a_rag_suite_runs_end_to_end_with_ragas_metrics(settings: Settings
         assert (scores["ragas_rouge"] == 1.0) is right and (scores["ragas_chrf"] == 1.0) is right
         assert scores["ragas_context_recall_nonllm"] == 1.0
         assert scores["ragas_context_precision_nonllm"] == (1.0 if i % 2 == 0 else pytest.approx(0.5))
+        # The judged metrics, through ragas's own code, equal what the scripted judge's rules give:
+        # a statement counts when the passages contain it word for word (q08's reference does not).
+        said = row["answer"] if right else "I do not know"
+        found = [supported(row["answer"], c) for c in row["contexts"]]
+        precision = sum(sum(found[: k + 1]) / (k + 1) * v for k, v in enumerate(found)) / max(sum(found), 1)
+        assert scores["ragas_faithfulness"] == supported(said, " ".join(row["contexts"]))
+        assert scores["ragas_factual_correctness"] == (1.0 if right else 0.0)
+        assert scores["ragas_context_precision"] == pytest.approx(precision)
+        assert scores["ragas_context_recall"] == supported(row["answer"], "\n".join(row["contexts"]))
+        assert 0.0 <= scores["ragas_answer_relevancy"] <= 1.0

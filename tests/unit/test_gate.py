@@ -12,6 +12,7 @@ from aire.gate.policy import (
     Counts,
     FloorRule,
     Interval,
+    JudgeCheck,
     LatencyRelativeRule,
     LatencySLORule,
     MetricEvidence,
@@ -153,3 +154,24 @@ def test_unknown_policy_key_suggests(tmp_path: Path) -> None:
     path.write_text("rules: [{metric: em/mean, kind: floor}]\n")
     with pytest.raises(PolicyError, match=r"field 'rules\[0\]\.threshold': Field required"):
         load_policy(path)
+
+
+@pytest.mark.parametrize(
+    ("kappa", "verdict", "fragment"),
+    [
+        (None, Verdict.ERROR, "is not calibrated"),
+        (0.45, Verdict.ERROR, "kappa 0.450 < the policy's min_kappa 0.6"),
+        (0.6, Verdict.PASS, "every rule passed"),  # at the bound: calibrated enough
+    ],
+)
+def test_min_kappa_makes_a_judged_metric_error_unless_its_judge_is_calibrated(
+    kappa: float | None, verdict: Verdict, fragment: str
+) -> None:
+    gated = policy().model_copy(update={"min_kappa": 0.6})
+    judges = {"em": JudgeCheck(judge="judge", judge_id="ab" * 32, kappa=kappa)}
+    decision = decide(gated, ev((-0.01, 0.02)), ENOUGH, judges=judges)
+    assert decision.verdict is verdict
+    assert fragment in " ".join(decision.reasons)
+    # Without min_kappa the same evidence passes whatever the calibration, and unjudged metrics are untouched.
+    assert decide(policy(), ev((-0.01, 0.02)), ENOUGH, judges=judges).verdict is Verdict.PASS
+    assert decide(gated, ev((-0.01, 0.02)), ENOUGH, judges={}).verdict is Verdict.PASS

@@ -11,7 +11,7 @@ from aire.ops.models import MODEL_NAMES, _recipe_names
 
 
 def test_the_names_are_the_builders_recipes() -> None:
-    assert MODEL_NAMES == ("champion", "challenger-worse", "challenger-same")
+    assert MODEL_NAMES == ("champion", "challenger-worse", "challenger-same", "judge")
 
 
 def test_a_new_recipe_is_a_new_name(tmp_path: Path) -> None:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import signal
 import sys
 from collections.abc import Sequence
 
+from aire.testing.fake_openai.answers import arith_verdict, arithmetic_answer
 from aire.testing.fake_openai.faults import MIDSTREAM, Fault, fail_first
 from aire.testing.fake_openai.server import FakeOpenAI
 
@@ -29,6 +31,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="which prompts are answered wrongly")
     p.add_argument("--no-usage", action="store_true", help="never send the usage chunk")
     p.add_argument("--api-key", default=None, help="require this bearer key")
+    p.add_argument(
+        "--judge",
+        choices=["exact", "lenient"],
+        default=None,
+        help="answer as a judge of arith answers ({question}{answer}\\nCorrect?); lenient passes off-by-one",
+    )
     p.add_argument("--fail-first", type=int, default=0, help="inject a fault into the first N requests")
     p.add_argument("--fail-per-prompt", action="store_true", help="count --fail-first per prompt")
     p.add_argument("--fail-kind", default="status", choices=sorted(MIDSTREAM | {"status", "hang"}))
@@ -42,7 +50,12 @@ async def _serve(args: argparse.Namespace) -> None:
     if args.fail_first > 0:
         fault = Fault(kind=args.fail_kind, status=args.fail_status, retry_after=args.retry_after)
         plan = fail_first(args.fail_first, fault, per_prompt=args.fail_per_prompt)
+    answer = arithmetic_answer
+    if args.judge is not None:
+        lenient = args.judge == "lenient"
+        answer = functools.partial(arith_verdict, lenient=lenient)
     srv = FakeOpenAI(
+        answer=answer,
         host=args.host,
         port=args.port,
         models=args.models or ["fake"],

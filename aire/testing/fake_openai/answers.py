@@ -33,6 +33,22 @@ def arithmetic_answer(prompt: str) -> str:
     return " " + (_fmt(a / b) if b else "undefined")
 
 
+_JUDGED = re.compile(r"A:\s*(-?\d+)\s*\nCorrect\?\s*$")
+
+
+def arith_verdict(prompt: str, *, lenient: bool = False) -> str:
+    """A judge of arith answers, for the ``{question}{answer}\\nCorrect?`` template: ``{"verdict": ...}``.
+
+    ``lenient`` passes answers one off the truth too: a judge with a known, planted error.
+    """
+    m = _JUDGED.search(prompt)
+    truth = arithmetic_answer(prompt[: m.start()] if m else prompt).strip()
+    if m is None or not truth.lstrip("-").isdigit():
+        return '{"verdict": "no"}'
+    off = abs(int(m.group(1)) - int(truth))
+    return '{"verdict": "%s"}' % ("yes" if off == 0 or (lenient and off == 1) else "no")
+
+
 def wrong_answer(text: str) -> str:
     """A plausible wrong answer: the last integer plus one, or a different word."""
     m = _LAST_INT.search(text)
