@@ -17,6 +17,7 @@ from evaluators import (  # noqa: F401
     match,
     numeric,
     overlap,
+    pairwise,
     ragas_judged,
     ragas_text,
     structured,

@@ -95,6 +95,9 @@ class SuiteSpec(BaseModel):
     # gate's comparison then uses cluster-robust standard errors.
     group_field: str | None = None
     evaluators: list[EvaluatorRef] = Field(min_length=1)
+    # Shadow comparisons only: evaluators that score the challenger's answer against the champion's
+    # (the agreement path: a pairwise judge such as judge_pairwise), as metrics of their own.
+    pairwise: list[EvaluatorRef] = Field(default_factory=list)
     floors: list[str] = Field(default_factory=list)
     dataset: DatasetSource | None = None  # None: the rows are samples.jsonl next to suite.yaml
 
@@ -105,6 +108,16 @@ class SuiteSpec(BaseModel):
         dup = next((k for k in keys if keys.count(k) > 1), None)
         if dup:
             raise ValueError(f"evaluator '{dup}' is listed twice: give one of them a distinct 'as:' name")
+        return v
+
+    @field_validator("pairwise")
+    @classmethod
+    def _pairwise_keys(cls, v: list[EvaluatorRef], info: Any) -> list[EvaluatorRef]:
+        taken = [ref.key for ref in info.data.get("evaluators", [])]
+        keys = [ref.key for ref in v]
+        dup = next((k for k in keys if k in taken or keys.count(k) > 1), None)
+        if dup:
+            raise ValueError(f"metric '{dup}' is named twice: give the pairwise evaluator a distinct 'as:' name")
         return v
 
     @field_validator("prompt")

@@ -54,6 +54,8 @@ class PairedData:
     quality: dict[str, tuple[np.ndarray, np.ndarray, bool]] = field(default_factory=dict)
     # metric -> challenger only (agreement with the champion's output: the champion is the reference)
     agreement: dict[str, np.ndarray] = field(default_factory=dict)
+    # pairwise judge key -> share of pairs judged by position, not answer (the same place both orders)
+    position_bias: dict[str, float] = field(default_factory=dict)
     # SLI -> (champion, challenger) in ms; NaN where the arm did not report it
     latency: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     groups: np.ndarray | None = None

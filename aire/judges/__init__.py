@@ -5,7 +5,7 @@ schema); ``runtime`` holds the judges a run has open, so registered evaluators c
 endpoint name a suite gives.
 """
 
-from aire.judges.judge import Judge, JudgeReply, judge_id, judge_identity
+from aire.judges.judge import POSITION_BIAS, Judge, JudgeReply, judge_id, judge_identity
 from aire.judges.runtime import current_judge, judging
 
-__all__ = ["Judge", "JudgeReply", "current_judge", "judge_id", "judge_identity", "judging"]
+__all__ = ["POSITION_BIAS", "Judge", "JudgeReply", "current_judge", "judge_id", "judge_identity", "judging"]

@@ -24,6 +24,9 @@ from aire.client.endpoints import EndpointClient, canonical_json
 from aire.core.types import ChatMessage, GenerationParams, Sample
 
 M = TypeVar("M", bound=BaseModel)
+# How a pairwise judgement that named the same position in both orders is explained (evaluators/pairwise.py):
+# the run counts such pairs as the judge's position bias.
+POSITION_BIAS = "position bias"
 
 
 class JudgeCache(Protocol):

@@ -20,6 +20,7 @@ import numpy as np
 from aire.core.progress import reporter
 from aire.core.types import Completion, Sample
 from aire.gate.policy import Counts
+from aire.judges import POSITION_BIAS, judging
 from aire.run import active
 from aire.run.executor import open_target, run_all, run_sample
 from aire.run.shadow import ARMS, ShadowPlan
@@ -138,12 +139,22 @@ async def paired_data(plan: ShadowPlan, stored: dict[str, list[ResultRow]] | Non
         for k in plan.evaluators
     }
     agreement: dict[str, np.ndarray] = {}
-    for key, ev in plan.agreement.items():
-        values = []
-        for sid in paired:
-            reference = Sample(id=sid, prompt=by_id[sid].prompt, reference=rows["champion"][sid].text)
-            values.append((await ev.score(reference, Completion(text=rows["challenger"][sid].text))).value)
-        agreement[f"{key}/mean"] = np.array(values, dtype=float)
+    position_bias: dict[str, float] = {}
+    # A pairwise judge asks while the comparison is read: the run's judges (and their cache) are
+    # opened for it; the judge's client bounds how many calls are in flight.
+    async with judging(plan.settings, plan.store):
+        for key, ev in plan.agreement.items():
+
+            def against_champion(sid: str) -> tuple[Sample, Completion]:
+                sample = by_id[sid]
+                pair = Sample(id=sid, prompt=sample.prompt, reference=rows["champion"][sid].text, fields=sample.fields)
+                return pair, Completion(text=rows["challenger"][sid].text)
+
+            scored = await asyncio.gather(*(ev.score(*against_champion(sid)) for sid in paired))
+            agreement[f"{key}/mean"] = np.array([s.value for s in scored], dtype=float)
+            biased = [bool(s.explanation and s.explanation.startswith(POSITION_BIAS)) for s in scored]
+            if any(biased):
+                position_bias[key] = sum(biased) / len(biased)
 
     def latency(arm: str, attr: str) -> np.ndarray:
         vals = [getattr(rows[arm][i], attr) for i in paired]
@@ -163,4 +174,5 @@ async def paired_data(plan: ShadowPlan, stored: dict[str, list[ResultRow]] | Non
         groups=groups,
         counts=counts,
         unpaired_quality=unpaired_quality,
+        position_bias=position_bias,
     )

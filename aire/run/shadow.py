@@ -199,6 +199,12 @@ async def prepare_shadow(
         group_field = loaded.spec.group_field
         gen_identity: Any = loaded.spec.generation.model_dump()
         eval_identity: Any = [ref.model_dump() for ref in loaded.spec.evaluators]
+        spec_path = loaded.path / "suite.yaml"
+        agreement = {
+            ref.key: bind_evaluator(ref, spec_path, f"pairwise[{i}]", settings)
+            for i, ref in enumerate(loaded.spec.pairwise)
+        }
+        eval_identity += [ref.model_dump() for ref in loaded.spec.pairwise]
     else:
         import evaluators as registry
 

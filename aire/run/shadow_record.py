@@ -142,6 +142,11 @@ async def finalise_shadow(plan_id: str, *, n_requested: int, looks: list[Look]) 
         "aire_version": aire.__version__,
         "code_version": plan.params["code_version"],
     }
+    if judges:
+        provenance["judges"] = {key: check.model_dump() for key, check in judges.items()}
+    if data.position_bias:
+        # Pairs a pairwise judge decided by position (a tie in the score): a judge to recalibrate.
+        provenance["position_bias"] = data.position_bias
     title = f"{plan.endpoints['challenger'].name} vs {plan.endpoints['champion'].name} on {plan.source_name}"
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     # A decision.json left from an earlier gate in this folder must not outlive a failed one: CI reads it.
