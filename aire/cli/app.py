@@ -40,6 +40,7 @@ app.add_typer(judge_app, name="judge")
 
 # The command tree in one place; `aire --help` lists the commands in this order (then the groups above).
 run_app.command("offline")(run_cmds.run_offline)
+app.command("rescore")(run_cmds.rescore_cmd)
 models_app.command("build")(serve_cmds.models_build)
 app.command("serve")(serve_cmds.serve)
 app.command("ui")(serve_cmds.ui)

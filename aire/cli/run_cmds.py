@@ -1,4 +1,5 @@
-"""`aire run offline` and `aire plan`: benchmark one endpoint on a suite, and size a comparison before running it."""
+"""`aire run offline`, `aire rescore` and `aire plan`: benchmark one endpoint on a suite, score a finished run
+again with a suite's current evaluators, and size a comparison before running it."""
 
 from __future__ import annotations
 
@@ -54,6 +55,29 @@ def run_offline(
         console.print(line)
     console.print(f"MLflow run: {result.mlflow_run_id}   (store run {result.run_id})", soft_wrap=True)
     console.print(f"Look at it: [bold]aire ui[/]   or: {ui_command(get_settings())}", soft_wrap=True)
+    raise typer.Exit(EXIT_PASS if result.passed else EXIT_FAIL)
+
+
+def rescore_cmd(
+    run: Annotated[str, typer.Option(help="Store run id of a finished offline run (printed by `aire run offline`).")],
+    suite: Annotated[
+        str | None, typer.Option(help="Suite whose evaluators score (default: the run's own suite, as it is now).")
+    ] = None,
+) -> None:
+    """Score a finished run's stored completions again, with no new model request; the suite's floors
+    decide the exit code. Recorded as a new MLflow run tagged with the one it rescored."""
+    from aire.cli.console import RichReporter, console, floors_lines, summary_table
+    from aire.core import set_reporter
+    from aire.run.rescore import rescore
+
+    set_reporter(RichReporter())
+    result = asyncio.run(rescore(get_settings(), run, suite))
+    title = f"{result.suite} ({result.suite_version[:12]}) @ {result.endpoint} [{result.served_model}], rescored"
+    console.print(summary_table(title, result.summary))
+    console.print(f"Rescored {result.n_samples} stored completions of run {run}: no model was asked.", soft_wrap=True)
+    for line in floors_lines([(f.floor, f.value, f.passed) for f in result.floors]):
+        console.print(line)
+    console.print(f"MLflow run: {result.mlflow_run_id}   (store run {result.run_id})", soft_wrap=True)
     raise typer.Exit(EXIT_PASS if result.passed else EXIT_FAIL)
 
 
