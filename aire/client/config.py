@@ -39,6 +39,15 @@ class LocalServe(BaseModel):
     extra_args: list[str] = Field(default_factory=list)
 
 
+class Price(BaseModel):
+    """What an endpoint's tokens cost, per 1,000 (any currency; aire reports it as given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_1k: float = Field(0.0, ge=0.0)
+    output_per_1k: float = Field(0.0, ge=0.0)
+
+
 class EndpointConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -50,6 +59,7 @@ class EndpointConfig(BaseModel):
     weights_digest: str | None = None
     tokenizer_digest: str | None = None
     serve: LocalServe | None = None
+    price: Price | None = None  # for the cost SLIs: cost per run, per request, per quality point
 
     @field_validator("base_url")
     @classmethod

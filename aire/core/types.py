@@ -123,6 +123,9 @@ class Summary(BaseModel):
     metrics: dict[str, Estimate]
     # Latency percentiles: ``latency/ttft_s/p95[/slice]`` and the like, also Estimates.
     latency: dict[str, Estimate] = Field(default_factory=dict)
+    # Cost SLIs (``aire.stats.summary.cost_slis``): tokens and request time, and with the endpoint's
+    # price, dollars per run, per request and per quality point. Empty in records made before them.
+    cost: dict[str, float] = Field(default_factory=dict)
 
     def flat(self) -> dict[str, float]:
         """Every finite value by metric name, ready for ``mlflow.log_metrics``."""
@@ -130,6 +133,7 @@ class Summary(BaseModel):
         for key, est in {**self.metrics, **self.latency}.items():
             if math.isfinite(est.value):
                 out[key] = est.value
+        out.update({k: v for k, v in self.cost.items() if math.isfinite(v)})
         return out
 
 

@@ -13,6 +13,7 @@ import asyncio
 import uuid
 from typing import Any
 
+from aire.client.config import load_config
 from aire.core.errors import InputError
 from aire.core.progress import reporter
 from aire.core.settings import Settings
@@ -107,7 +108,10 @@ async def rescore(settings: Settings, run_id: str, suite: str | None = None, con
             progress.stop()
         stored = store.results(new.id)
         aggregations = {key: ev.spec.aggregations for key, ev in bound.items()}
-        summary = summarise(stored, aggregations, loaded.spec.slices)
+        # The endpoint's price as configured now (an ad hoc endpoint has none).
+        configured = load_config(settings.config, settings.models_dir).endpoints.get(original.endpoint)
+        price = configured.price if configured is not None else None
+        summary = summarise(stored, aggregations, loaded.spec.slices, price)
         floors = evaluate_floors(loaded.floors, summary)
         tags = {"aire.kind": "rescore", "aire.store_run_id": new.id, "aire.rescored_from": run_id}
         if original.mlflow_run_id:

@@ -79,11 +79,54 @@ def _summarise_group(
     return metrics, latency
 
 
+def cost_slis(
+    rows: Sequence[ResultLike], metrics: Mapping[str, Estimate], price: Any | None = None
+) -> dict[str, float]:
+    """Tokens in and out (total, per request), request time (total, per request) and, given a price
+    (``input_per_1k``, ``output_per_1k``), the run's cost: total, per request, and per quality point
+    of every mean metric: cost / (sum of that metric's scores), e.g. the cost of one right answer.
+
+    Tokens a server did not report count as zero; requests that failed count in the per-request
+    figures, because they were paid for.
+    """
+    n = len(rows)
+    if n == 0:
+        return {}
+    prompt = sum(getattr(r, "prompt_tokens", None) or 0 for r in rows)
+    output = sum(r.output_tokens or 0 for r in rows)
+    seconds = sum(r.e2e_s or 0.0 for r in rows)
+    out = {
+        "cost/prompt_tokens/total": float(prompt),
+        "cost/output_tokens/total": float(output),
+        "cost/prompt_tokens/per_request": prompt / n,
+        "cost/output_tokens/per_request": output / n,
+        "cost/request_s/total": seconds,
+        "cost/request_s/per_request": seconds / n,
+    }
+    if price is None:
+        return out
+    total = prompt / 1000 * price.input_per_1k + output / 1000 * price.output_per_1k
+    out["cost/total"] = total
+    out["cost/per_request"] = total / n
+    for key, est in metrics.items():
+        name, _, agg = key.partition("/")
+        if agg != "mean" or not math.isfinite(est.value):
+            continue
+        points = est.value * est.n  # the sum of the scores: right answers, for a 0/1 metric
+        out[f"cost/per_point/{name}"] = total / points if points > 0 else math.inf
+    return out
+
+
 def summarise(
-    rows: Sequence[ResultLike], aggregations: Mapping[str, Sequence[str]], slice_fields: Sequence[str] = ()
+    rows: Sequence[ResultLike],
+    aggregations: Mapping[str, Sequence[str]],
+    slice_fields: Sequence[str] = (),
+    price: Any | None = None,
 ) -> Summary:
-    """``aggregations`` maps evaluator name -> the aggregations it declared."""
+    """``aggregations`` maps evaluator name -> the aggregations it declared; ``price`` an endpoint's
+    price per 1,000 tokens (``aire.client.config.Price``), for the cost SLIs."""
     metrics, latency = _summarise_group(rows, aggregations, "")
+    cost = cost_slis(rows, metrics, price)
     for field in slice_fields:
         groups: dict[str, list[ResultLike]] = {}
         for r in rows:
@@ -97,4 +140,5 @@ def summarise(
         n_errors=sum(1 for r in rows if r.error_type is not None),
         metrics=metrics,
         latency=latency,
+        cost=cost,
     )

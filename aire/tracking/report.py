@@ -14,6 +14,7 @@ def metric_rows(summary: Summary, *, slices: bool = True) -> list[tuple[str, str
             if not slices and key.count("/") > (2 if key.startswith("latency/") else 1):
                 continue
             rows.append((key, fmt(est.value), fmt_ci(est), str(est.n), str(est.n_errors)))
+    rows += [(key, fmt(value), "", str(summary.n_samples), "") for key, value in summary.cost.items()]
     return rows
 
 

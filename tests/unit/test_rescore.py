@@ -96,3 +96,25 @@ def test_rescore_refuses_an_unknown_run_and_a_suite_without_its_samples(
     assert main(["rescore", "--run", run_id, "--suite", str(other)]) == 3
     err = capsys.readouterr().err
     assert "field 'suite'" in err and "40 of the run's samples are not in suite" in err
+
+
+def test_an_endpoints_price_gives_every_run_its_cost_slis(model: str, aire_env: Path, tmp_path: Path) -> None:
+    from tests.conftest import mlflow_client, write_config
+
+    price = {"input_per_1k": 0.5, "output_per_1k": 2.0}
+    write_config(tmp_path / "aire.yaml", {"priced": {"base_url": model, "model": "fake", "price": price}})
+
+    async def run() -> str:
+        plan = await prepare(get_settings(), suite=str(suite_copy(tmp_path)), endpoint="priced")
+        async with sending(plan):
+            for i in range(len(plan.shards())):
+                await run_shard(plan.id, i)
+        return finalise(plan.id).mlflow_run_id
+
+    mlflow_id = asyncio.run(run())
+    metrics = mlflow_client(aire_env).get_run(mlflow_id).data.metrics
+    tokens_in, tokens_out = metrics["cost/prompt_tokens/total"], metrics["cost/output_tokens/total"]
+    assert tokens_in > 0 and tokens_out > 0
+    assert metrics["cost/total"] == pytest.approx(tokens_in / 1000 * 0.5 + tokens_out / 1000 * 2.0)
+    right = metrics["exact_match/mean"] * 40
+    assert metrics["cost/per_point/exact_match"] == pytest.approx(metrics["cost/total"] / right)

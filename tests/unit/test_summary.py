@@ -21,6 +21,7 @@ class Row:
     tpot_s: float | None = 0.002
     e2e_s: float | None = 0.02
     output_tokens: int | None = 3
+    prompt_tokens: int | None = 10
 
 
 def test_wilson_interval_for_binary_scores() -> None:
@@ -107,3 +108,23 @@ def test_quantile_ci_min_n_is_where_the_interval_starts(q: float, confidence: fl
     assert quantile_ci(np.arange(n - 1, dtype=float), q, confidence)[2] is None
     if (q, confidence) == (0.99, 0.95):
         assert n == 368
+
+
+def test_cost_slis_count_tokens_time_and_price_per_quality_point() -> None:
+    from aire.client.config import Price
+
+    rows = [Row(scores={"em": 1.0}) for _ in range(6)] + [Row(scores={"em": 0.0}) for _ in range(2)]
+    rows.append(Row(scores={}, error_type="http", output_tokens=None, prompt_tokens=None, e2e_s=0.5))
+    summary = summarise(rows, {"em": ["mean"]}, price=Price(input_per_1k=0.5, output_per_1k=2.0))
+    cost = summary.cost
+    assert cost["cost/prompt_tokens/total"] == 80 and cost["cost/output_tokens/total"] == 24
+    assert cost["cost/prompt_tokens/per_request"] == pytest.approx(80 / 9)  # the failed request was paid for
+    assert cost["cost/request_s/total"] == pytest.approx(8 * 0.02 + 0.5)
+    total = 80 / 1000 * 0.5 + 24 / 1000 * 2.0
+    assert cost["cost/total"] == pytest.approx(total) and cost["cost/per_request"] == pytest.approx(total / 9)
+    assert cost["cost/per_point/em"] == pytest.approx(total / 6)  # six right answers
+    assert summary.flat()["cost/total"] == pytest.approx(total)
+    # No price: tokens and time only; no right answer: a point costs infinitely much (not logged).
+    assert "cost/total" not in summarise(rows, {"em": ["mean"]}).cost
+    wrong = summarise([Row(scores={"em": 0.0})], {"em": ["mean"]}, price=Price(output_per_1k=1.0))
+    assert wrong.cost["cost/per_point/em"] == math.inf and "cost/per_point/em" not in wrong.flat()
