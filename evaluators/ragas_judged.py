@@ -115,6 +115,20 @@ def _reference(sample: Sample) -> str | None:
     return refs[0] if refs else None
 
 
+async def _retrieval_score(kind: str, sample: Sample, judge: str, max_tokens: int) -> Score:
+    """Context precision or recall: the retrieved contexts judged against the reference answer."""
+    reference = _reference(sample)
+    if reference is None:
+        return NO_REFERENCE
+    if not sample.contexts:
+        return NO_CONTEXTS
+    metric = await _metric(kind, judge, max_tokens)
+    contexts = list(sample.contexts)
+    return await _judged(
+        lambda: metric.ascore(user_input=question_text(sample), reference=reference, retrieved_contexts=contexts)
+    )
+
+
 @evaluator(
     "ragas_faithfulness",
     higher_is_better=True,
@@ -182,17 +196,7 @@ async def ragas_context_precision(
         judge: The endpoint of aire.yaml that judges.
         max_tokens: Bound on each judge reply.
     """
-    reference = _reference(sample)
-    if reference is None:
-        return NO_REFERENCE
-    if not sample.contexts:
-        return NO_CONTEXTS
-    metric = await _metric("context_precision", judge, max_tokens)
-    return await _judged(
-        lambda: metric.ascore(
-            user_input=question_text(sample), reference=reference, retrieved_contexts=list(sample.contexts)
-        )
-    )
+    return await _retrieval_score("context_precision", sample, judge, max_tokens)
 
 
 @evaluator(
@@ -211,17 +215,7 @@ async def ragas_context_recall(
         judge: The endpoint of aire.yaml that judges.
         max_tokens: Bound on each judge reply.
     """
-    reference = _reference(sample)
-    if reference is None:
-        return NO_REFERENCE
-    if not sample.contexts:
-        return NO_CONTEXTS
-    metric = await _metric("context_recall", judge, max_tokens)
-    return await _judged(
-        lambda: metric.ascore(
-            user_input=question_text(sample), retrieved_contexts=list(sample.contexts), reference=reference
-        )
-    )
+    return await _retrieval_score("context_recall", sample, judge, max_tokens)
 
 
 @evaluator(

@@ -32,6 +32,7 @@ from aire.ops import services
 from aire.ops import vllm as serving
 
 ENDPOINTS = ("champion", "challenger-worse", "challenger-same")
+JUDGE = "judge"  # the tiny local LLM judge (infra/build_models.py): judged metrics and their calibration
 OFFLINE = ("champion", "challenger-worse")
 POLICY = "gates/demo-cpu.yaml"  # why not gates/default.yaml on this box: see the file's comment
 SUITE = "arith"
@@ -47,7 +48,7 @@ def main() -> int:
     settings = get_settings()
     quiet_environment(settings)
     config = load_config(settings.config, settings.models_dir)
-    endpoints = [config.endpoint(name) for name in ENDPOINTS]
+    endpoints = [config.endpoint(name) for name in (*ENDPOINTS, JUDGE)]
     aire_bin = str(Path(sys.executable).parent / "aire")
 
     step("vLLM (own virtual environment) and the tiny local models")
@@ -60,9 +61,10 @@ def main() -> int:
     started: list[str] = []
     codes: dict[str, int] = {}
     gates: dict[str, tuple[int, Path]] = {}
+    judged: dict[str, int] = {}
     monitored: dict[str, object] = {}
     try:
-        step(f"Starting vLLM for {', '.join(ENDPOINTS)} and a Prefect server (about a minute)")
+        step(f"Starting vLLM for {', '.join((*ENDPOINTS, JUDGE))} and a Prefect server (about a minute)")
         for info in serving.start_servers(settings, endpoints, progress=console.print):
             console.print(f"  {info}")
         started = [ep.name for ep in endpoints if ep.name not in already]
@@ -76,6 +78,7 @@ def main() -> int:
 
         for name in OFFLINE:
             codes[name] = aire("run", "offline", "--suite", SUITE, "--endpoint", name)
+        judged = quality_beyond_exact_match(aire)
         reset_incidents(settings)
         gates = release(aire, settings.resolved_home() / "reports")
         # The switch restarts challenger-same's server: only one this demo started is touched.
@@ -100,6 +103,9 @@ def main() -> int:
         console.print(
             f"  {name:18s} {verdict.get(code, f'[red]ERROR[/] (exit {code})')}   {path}/report.md", soft_wrap=True
         )
+    step("Quality beyond exact match (the tiny judge: a real path, a weak judge)")
+    for label, code in judged.items():
+        console.print(f"  {label:58s} exit {code}", soft_wrap=True)
     if monitored:
         step("After deploy: the scheduled monitor on the silently degraded production")
         console.print(f"  {monitored['summary']}", soft_wrap=True)
@@ -123,8 +129,27 @@ def main() -> int:
         and codes.get("challenger-worse") == 1
         and gates.get("challenger-same", (3, None))[0] in (0, 2)
         and gates.get("challenger-worse", (3, None))[0] == 1
+        and all(code in (0, 1) for code in judged.values())
     )
     return 0 if expected else 1
+
+
+def quality_beyond_exact_match(aire: Callable[..., int]) -> dict[str, int]:
+    """The judge next to exact match, its calibration, and ragas's metrics on the RAG suite."""
+    labels = str(Path(__file__).resolve().parents[1] / "datasets" / "arith-judged" / "labels.jsonl")
+    return {
+        "arith-judged on challenger-worse (judge_correct next to exact_match)": aire(
+            "run", "offline", "--suite", "arith-judged", "--endpoint", "challenger-worse"
+        ),
+        # A weak judge must not gate: calibration measures it, --min-kappa refuses it (exit 1).
+        "aire judge calibrate --min-kappa 0.6 (expected: refused, exit 1)": aire(
+            "judge", "calibrate", "--labels", labels, "--min-kappa", "0.6"
+        ),
+        # The answering model needs room for the passages: the judge's server (8,192 positions) answers.
+        "rag suite, ragas metrics (the judged ones ask the judge)": aire(
+            "run", "offline", "--suite", "rag", "--endpoint", JUDGE, "--limit", "8"
+        ),
+    }
 
 
 def reset_incidents(settings: Settings) -> None:
