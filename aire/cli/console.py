@@ -94,21 +94,23 @@ def rules_lines(rules: list[RuleResult]) -> list[str]:
 
 
 def calibration_table(result: Calibration) -> Table:
-    """Agreement figures, then the confusion matrix (rows: the human labels; columns: the judge's)."""
-    ci = result.kappa_ci
-    table = Table(
-        title=f"judge {result.judge} on {Path(result.labels_file).name} ({result.suite} / {result.evaluator})",
-        title_justify="left",
-    )
+    """The confusion matrix (rows: the human labels; columns: the judge's verdicts)."""
+    table = Table(title="confusion (rows: human labels, columns: the judge)", title_justify="left")
     table.add_column("human \\ judge")
     for cat in result.categories:
         table.add_column(cat, justify="right")
     for human in result.categories:
         table.add_row(human, *(str(result.confusion[human][j]) for j in result.categories))
-    table.caption = (
-        f"kappa {fmt(result.kappa)} (95% CI {fmt(ci[0])} to {fmt(ci[1])}), accuracy {fmt(result.accuracy)}, "
-        f"{result.n_scored} scored of {result.n_labelled} ({result.n_unscored} unscored), "
-        f"length bias rho {fmt(result.length_bias)}"
-    )
-    table.caption_justify = "left"
     return table
+
+
+def calibration_lines(result: Calibration) -> list[str]:
+    """What the calibration measured, a figure a line."""
+    ci, acc = result.kappa_ci, result.accuracy_ci
+    return [
+        f"judge {result.judge} on {Path(result.labels_file).name} ({result.suite} / {result.evaluator}):",
+        f"  Cohen's kappa {fmt(result.kappa)} (95% bootstrap CI {fmt(ci[0])} to {fmt(ci[1])})",
+        f"  accuracy {fmt(result.accuracy)} (95% CI {fmt(acc[0])} to {fmt(acc[1])}), "
+        f"{result.n_scored} scored of {result.n_labelled}, {result.n_unscored} unscored",
+        f"  length bias: Spearman rho {fmt(result.length_bias)} (p {fmt(result.length_bias_p)})",
+    ]

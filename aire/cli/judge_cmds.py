@@ -30,7 +30,7 @@ def calibrate_cmd(
 ) -> None:
     """Ask the judge about every labelled answer; report accuracy, Cohen's kappa with a bootstrap CI, the
     confusion matrix and length bias; record it (store + MLflow), keyed by the judge's identity."""
-    from aire.cli.console import RichReporter, calibration_table, console
+    from aire.cli.console import RichReporter, calibration_lines, calibration_table, console
     from aire.core import set_reporter
     from aire.judges.calibrate import calibrate
     from aire.run.setup import load_suite_with_evaluators
@@ -62,6 +62,8 @@ def calibrate_cmd(
         store.put_calibration(record, mlflow_run_id=run_id)
     finally:
         store.close()
+    for line in calibration_lines(result):
+        console.print(line, soft_wrap=True)
     console.print(calibration_table(result))
     console.print(f"MLflow run: {run_id}   judge identity {result.judge_id[:16]}", soft_wrap=True)
     if min_kappa is None:

@@ -54,7 +54,7 @@ def test_calibration_measures_the_planted_error_and_is_recorded(
     assert 0.3 < expected < 0.95  # the shipped labels do catch the planted leniency
     assert main(["judge", "calibrate", "--labels", str(LABELS)]) == 0
     out = capsys.readouterr().out
-    assert f"kappa {expected:.3f}" in out, out
+    assert f"Cohen's kappa {expected:.3f}" in out, out
     (record,) = calibrations(aire_env)
     assert record["kappa"] == pytest.approx(expected)
     assert record["n_scored"] == len(human) and record["n_unscored"] == 0
