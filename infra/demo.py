@@ -105,7 +105,7 @@ def main() -> int:
         )
     step("Quality beyond exact match (the tiny judge: a real path, a weak judge)")
     for label, code in judged.items():
-        console.print(f"  {label:58s} exit {code}", soft_wrap=True)
+        console.print(f"  {label:68s} exit {code}", soft_wrap=True)
     if monitored:
         step("After deploy: the scheduled monitor on the silently degraded production")
         console.print(f"  {monitored['summary']}", soft_wrap=True)
