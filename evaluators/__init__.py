@@ -20,6 +20,7 @@ from evaluators import (  # noqa: F401
     pairwise,
     ragas_judged,
     ragas_text,
+    safety,
     structured,
 )
 from evaluators.registry import (

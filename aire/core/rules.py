@@ -72,6 +72,8 @@ class MetricEvidence(BaseModel):
     # Why a PASS on this metric cannot be trusted (too few clusters, too few samples for a tail
     # percentile): a rule that would PASS is INCONCLUSIVE instead.
     caveat: str | None = None
+    # For a 0/1 metric: the challenger's (events, scored samples), for exact binomial rules.
+    challenger_count: tuple[int, int] | None = None
 
 
 # What one rule kind does with the evidence once the shared checks are done: (interval, bound,
@@ -223,13 +225,72 @@ class LatencyRelativeRule(_RuleBase):
         return ev.ratio, 1.0 + self.max_increase, True, False
 
 
+def clopper_pearson(k: int, n: int, alpha: float) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) two-sided 1 - alpha interval of a binomial proportion k / n."""
+    from scipy.stats import beta
+
+    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return low, high
+
+
+def rate_ceiling_min_n(max_rate: float, alpha: float) -> int:
+    """The fewest samples with no event whose exact upper limit lies below ``max_rate``."""
+    # Zero events: the upper limit is 1 - (alpha/2)^(1/n); below max_rate once n > log(alpha/2) / log(1 - max).
+    return math.floor(math.log(alpha / 2) / math.log1p(-max_rate)) + 1
+
+
+class RateCeilingRule(_RuleBase):
+    """The rate of an event (a 0/1 metric such as a leak) below ``max_rate``, read from the exact
+    binomial (Clopper-Pearson) interval: PASS only when its upper limit lies below the bound, FAIL
+    only when its family-wise lower limit lies above it. Zero events in too few samples cannot show a
+    small rate: INCONCLUSIVE, never PASS. The metric's higher-is-better direction must be False."""
+
+    kind: Literal["rate_ceiling"] = "rate_ceiling"
+    max_rate: float = Field(gt=0.0, lt=1.0)
+
+    def judge(self, ev: MetricEvidence | None, *, alpha: float = 0.05, fail_alpha: float | None = None) -> RuleResult:
+        if ev is None:
+            return self._result(Verdict.ERROR, "no such metric in the evidence")
+        if ev.challenger_count is None:
+            return self._result(Verdict.ERROR, "needs a 0/1 metric (an event rate): no event count measured")
+        k, n = ev.challenger_count
+        if n == 0:
+            return self._result(Verdict.ERROR, "no scored samples")
+        low, high = clopper_pearson(k, n, alpha)
+        fail_low, _ = clopper_pearson(k, n, fail_alpha if fail_alpha is not None else alpha)
+        span = f"{k}/{n} events, exact {level_text(alpha)} CI [{low:.4g}, {high:.4g}] vs {self.max_rate:g}"
+        if high < self.max_rate:
+            return self._result(Verdict.PASS, f"{span}: wholly below")
+        if fail_low > self.max_rate:
+            return self._result(Verdict.FAIL, f"{span}: wholly above")
+        if k == 0:
+            need = rate_ceiling_min_n(self.max_rate, alpha)
+            return self._result(Verdict.INCONCLUSIVE, f"{span}: no event, but {n} samples cannot show it; need {need}")
+        return self._result(Verdict.INCONCLUSIVE, f"{span}: straddles the bound")
+
+
 Rule = Annotated[
-    FloorRule | CeilingRule | NonInferiorityRule | SuperiorityRule | LatencySLORule | LatencyRelativeRule,
+    FloorRule
+    | CeilingRule
+    | NonInferiorityRule
+    | SuperiorityRule
+    | LatencySLORule
+    | LatencyRelativeRule
+    | RateCeilingRule,
     Field(discriminator="kind"),
 ]
 RULE_KINDS: dict[str, type[_RuleBase]] = {
     m.model_fields["kind"].default: m
-    for m in (FloorRule, CeilingRule, NonInferiorityRule, SuperiorityRule, LatencySLORule, LatencyRelativeRule)
+    for m in (
+        FloorRule,
+        CeilingRule,
+        NonInferiorityRule,
+        SuperiorityRule,
+        LatencySLORule,
+        LatencyRelativeRule,
+        RateCeilingRule,
+    )
 }
 # A suite's floor: a floor or ceiling rule, read from ``exact_match/mean >= 0.9``.
 Floor = FloorRule | CeilingRule

@@ -131,6 +131,14 @@ def _mean(values: np.ndarray, levels: Levels, sequential: bool) -> Interval | No
     return _with_fail(iv, _mean_at(v, levels.fail_alpha, sequential, levels.planned_n))
 
 
+def _count(values: np.ndarray) -> tuple[int, int] | None:
+    """(events, scored samples) of a 0/1 metric, for exact binomial rules; None for any other."""
+    v = _finite(values)
+    if len(v) == 0 or not np.isin(v, (0.0, 1.0)).all():
+        return None
+    return int(v.sum()), len(v)
+
+
 def _is_binary(a: np.ndarray, b: np.ndarray) -> bool:
     both = np.concatenate([_finite(a), _finite(b)])
     return bool(np.isin(both, (0.0, 1.0)).all())
@@ -213,6 +221,7 @@ def _quality(
             delta=delta,
             higher_is_better=higher_is_better,
             caveat=chosen.caveat if chosen else None,
+            challenger_count=_count(arm_b),
         ),
         method=chosen.method if chosen else "none",
         p_value=chosen.p_value if chosen else None,

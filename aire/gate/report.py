@@ -22,6 +22,7 @@ from aire.gate.policy import (
     Interval,
     LatencyRelativeRule,
     LatencySLORule,
+    RateCeilingRule,
     Rule,
     level_text,
 )
@@ -67,6 +68,8 @@ def _bound(rule: Rule, champion: Interval | None) -> str:
             return f"≥ {fmt(rule.threshold)}"
         case CeilingRule() | LatencySLORule():
             return f"≤ {fmt(rule.threshold)}"
+        case RateCeilingRule():
+            return f"rate < {fmt(rule.max_rate)} (exact upper limit)"
         case LatencyRelativeRule():
             extra = f" (≤ +{fmt(champion.value * rule.max_increase)})" if champion else ""
             # Judged on the ratio challenger / champion of the percentile, from the same paired resamples.
