@@ -19,6 +19,7 @@ from aire.gate.policy import Verdict, load_policy
 from aire.monitor.escalation import escalate
 from aire.monitor.judge import judge_canary
 from aire.monitor.results import CanaryResult
+from aire.run.judge_checks import judge_checks
 
 if TYPE_CHECKING:
     from aire.store import RunRow, Store
@@ -126,7 +127,9 @@ async def canary(
         for k, ev in evaluators.items()
     }
     counts = Counts(n_pairs=len(paired), n_errors=len(chosen) - len(paired))
-    judged = judge_canary(policy, PairedData(ids=paired, quality=quality, counts=counts), len(chosen))
+    # A judged metric's rule needs its judge calibrated, as in the gate (the policy's min_kappa).
+    judges = judge_checks(settings, store, evaluators) if policy.min_kappa is not None else None
+    judged = judge_canary(policy, PairedData(ids=paired, quality=quality, counts=counts), len(chosen), judges)
     # The run of FAILs this canary may extend: this version's newest canaries since it last took
     # production (only the newest confirmations - 1 can matter).
     since = store.production_since(model, str(version))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aire.gate.policy import Decision, Policy, decide
+from aire.gate.policy import Decision, JudgeCheck, Policy, decide
 
 
 def _canary_policy(policy: Policy, n: int) -> Policy:
@@ -33,13 +33,14 @@ def _compare(data: Any, policy: Policy) -> Any:
     return compare(data, alpha=policy.alpha, fail_alpha=policy.fail_alpha, supplementary=False, latency=False)
 
 
-def judge_canary(policy: Policy, data: Any, size: int) -> CanaryJudgement:
+def judge_canary(policy: Policy, data: Any, size: int, judges: dict[str, JudgeCheck] | None = None) -> CanaryJudgement:
     """The canary's decision, pure: the gate's statistics on the quality rules (``_canary_policy``),
     at the policy's alpha and again at its ``canary_severe_alpha``. ``data``: aire.evidence.PairedData
-    (counts included); ``size``: inputs requested."""
+    (counts included); ``size``: inputs requested; ``judges``: the judges behind judged metrics, for
+    the policy's ``min_kappa`` (as in the gate)."""
     normal = _canary_policy(policy, size)
     severe = normal.model_copy(update={"alpha": policy.canary_severe_alpha})
     comparison = _compare(data, normal)
-    decision = decide(normal, comparison.evidence(set()), data.counts)
-    strict = decide(severe, _compare(data, severe).evidence(set()), data.counts)
+    decision = decide(normal, comparison.evidence(set()), data.counts, judges=judges)
+    strict = decide(severe, _compare(data, severe).evidence(set()), data.counts, judges=judges)
     return CanaryJudgement(comparison=comparison, decision=decision, severe=strict)

@@ -187,6 +187,23 @@ def test_judge_canary_uses_the_canary_policy_and_both_levels() -> None:
     assert _canary_policy(POLICY, 40).n_min == 40
 
 
+def test_an_uncalibrated_judge_makes_the_canary_an_error_not_a_verdict() -> None:
+    from aire.gate.policy import JudgeCheck
+
+    base, now = _arrays(100, 100, 0, 0)  # nothing changed: a PASS on the evidence alone
+    data = PairedData(ids=[str(i) for i in range(100)], quality={METRIC: (base, now, True)}, counts=Counts(n_pairs=100))
+    gated = POLICY.model_copy(update={"min_kappa": 0.6})
+    head = METRIC.split("/")[0]
+    judges = {head: JudgeCheck(judge="judge", judge_id="cd" * 32, kappa=None)}
+    judged = judge_canary(gated, data, 100, judges)
+    assert judged.decision.verdict is E and judged.severe.verdict is E
+    assert "is not calibrated" in " ".join(judged.decision.reasons)
+    calibrated = {head: JudgeCheck(judge="judge", judge_id="cd" * 32, kappa=0.8)}
+    assert (
+        judge_canary(gated, data, 100, calibrated).decision.verdict is judge_canary(POLICY, data, 100).decision.verdict
+    )
+
+
 def test_a_mild_drop_fails_but_not_at_the_severe_level() -> None:
     base, now = _arrays(100, 84, 16, 0)  # 1.00 -> 0.84
     verdict, severe = _judge_arrays(base, now)
