@@ -74,6 +74,8 @@ class MetricEvidence(BaseModel):
     caveat: str | None = None
     # For a 0/1 metric: the challenger's (events, scored samples), for exact binomial rules.
     challenger_count: tuple[int, int] | None = None
+    # For a slice gap (aire.gate.disparity): the smallest slice's scored pairs.
+    min_group_n: int | None = None
 
 
 # What one rule kind does with the evidence once the shared checks are done: (interval, bound,
@@ -270,6 +272,40 @@ class RateCeilingRule(_RuleBase):
         return self._result(Verdict.INCONCLUSIVE, f"{span}: straddles the bound")
 
 
+class DisparityRule(_RuleBase):
+    """The largest gap of a metric between the slices of a field at most ``max_gap``: the challenger's
+    own gap, or with ``paired`` how much it widens the champion's. ``metric`` is
+    ``<metric>/gap:<field>`` (``exact_match/mean/gap:op``); a slice with fewer than ``min_n`` scored
+    pairs makes it INCONCLUSIVE: a gap between small slices is mostly noise."""
+
+    kind: Literal["disparity"] = "disparity"
+    max_gap: float = Field(ge=0.0)
+    min_n: int = Field(30, ge=2)
+    paired: bool = False
+
+    @field_validator("metric")
+    @classmethod
+    def _gap_metric(cls, v: str) -> str:
+        if "/gap:" not in v:
+            raise ValueError("a disparity rule's metric is '<metric>/gap:<field>', e.g. exact_match/mean/gap:op")
+        return v
+
+    def judge(self, ev: MetricEvidence | None, *, alpha: float = 0.05, fail_alpha: float | None = None) -> RuleResult:
+        if ev is None or ev.min_group_n is None:
+            return self._result(Verdict.ERROR, "no such slice field or metric in the evidence")
+        if ev.min_group_n < self.min_n:
+            return self._result(
+                Verdict.INCONCLUSIVE, f"a slice has only {ev.min_group_n} scored pairs, fewer than min_n={self.min_n}"
+            )
+        iv = ev.delta if self.paired else ev.challenger
+        if iv is None:
+            return self._result(Verdict.ERROR, "no gap measured")
+        levels = (level_text(alpha), level_text(fail_alpha if fail_alpha is not None else alpha))
+        what = "widening of the champion's gap" if self.paired else "gap"
+        result = _side(self._result, iv, bound=self.max_gap, good_below=True, strict=True, levels=levels, caveat=None)
+        return result.model_copy(update={"reason": result.reason.replace(": ", f": {what} ", 1)})
+
+
 Rule = Annotated[
     FloorRule
     | CeilingRule
@@ -277,7 +313,8 @@ Rule = Annotated[
     | SuperiorityRule
     | LatencySLORule
     | LatencyRelativeRule
-    | RateCeilingRule,
+    | RateCeilingRule
+    | DisparityRule,
     Field(discriminator="kind"),
 ]
 RULE_KINDS: dict[str, type[_RuleBase]] = {
@@ -290,6 +327,7 @@ RULE_KINDS: dict[str, type[_RuleBase]] = {
         LatencySLORule,
         LatencyRelativeRule,
         RateCeilingRule,
+        DisparityRule,
     )
 }
 # A suite's floor: a floor or ceiling rule, read from ``exact_match/mean >= 0.9``.

@@ -42,7 +42,7 @@ from aire.stats.sequential import confidence_sequence
 LATENCY_SLIS = ("ttft_ms", "tpot_ms", "e2e_ms")
 PERCENTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 
-MetricKind = Literal["quality", "agreement", "latency"]
+MetricKind = Literal["quality", "agreement", "latency", "disparity"]
 
 
 @dataclass
@@ -62,6 +62,8 @@ class PairedData:
     counts: Counts = field(default_factory=lambda: Counts(n_pairs=0))
     # Scores of items only one arm answered, for the unpaired fallback.
     unpaired_quality: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # slice field -> each pair's value, for the disparity gaps (aire.gate.disparity)
+    slices: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class MetricComparison(BaseModel):
@@ -80,11 +82,16 @@ class Comparison(BaseModel):
     counts: Counts
     sequential: bool = False
     metrics: dict[str, MetricComparison]  # every quality/agreement metric and every latency percentile
+    # ``<metric>/gap:<field>`` per slice field: descriptive unless a disparity rule reads one
+    gaps: dict[str, MetricComparison] = Field(default_factory=dict)
 
     def evidence(self, ruled: set[str]) -> dict[str, MetricEvidence]:
         """What the gate judges: every quality and agreement metric (a metric nobody ruled on must
-        block a PASS), and the latency percentiles the policy has rules for (the rest are descriptive)."""
-        return {k: m.evidence for k, m in self.metrics.items() if m.kind != "latency" or k in ruled}
+        block a PASS), and the latency percentiles and slice gaps the policy has rules for (the rest
+        are descriptive)."""
+        out = {k: m.evidence for k, m in self.metrics.items() if m.kind != "latency" or k in ruled}
+        out.update({k: m.evidence for k, m in self.gaps.items() if k in ruled})
+        return out
 
 
 def _interval(value: float, low: float | None, high: float | None) -> Interval:
@@ -317,4 +324,21 @@ def compare(
     for sli, (a, b) in data.latency.items() if latency else ():
         for m in _latency(sli, a, b, levels, seed, n_resamples):
             metrics[m.metric] = m
-    return Comparison(counts=data.counts, sequential=sequential, metrics=metrics)
+    gaps: dict[str, MetricComparison] = {}
+    if data.slices and not sequential:
+        from aire.gate.disparity import gap_comparisons
+
+        gaps = {
+            key: MetricComparison(
+                metric=key,
+                kind="disparity",
+                higher_is_better=False,
+                evidence=evidence,
+                method="bonferroni_slice_means+stratified_bootstrap",
+                note=note,
+            )
+            for key, (evidence, note) in gap_comparisons(
+                data, alpha=levels.alpha, fail_alpha=levels.fail_alpha, seed=seed
+            ).items()
+        }
+    return Comparison(counts=data.counts, sequential=sequential, metrics=metrics, gaps=gaps)

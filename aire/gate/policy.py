@@ -25,6 +25,7 @@ from aire.core.errors import InputError, did_you_mean, from_validation
 from aire.core.rules import (
     RULE_KINDS,
     CeilingRule,
+    DisparityRule,
     FloorRule,
     Interval,
     LatencyRelativeRule,
@@ -46,6 +47,7 @@ __all__ = [
     "CeilingRule",
     "Counts",
     "Decision",
+    "DisparityRule",
     "FloorRule",
     "Interval",
     "JudgeCheck",

@@ -18,6 +18,7 @@ from aire.gate.evidence import Comparison
 from aire.gate.policy import (
     CeilingRule,
     Decision,
+    DisparityRule,
     FloorRule,
     Interval,
     LatencyRelativeRule,
@@ -70,6 +71,8 @@ def _bound(rule: Rule, champion: Interval | None) -> str:
             return f"≤ {fmt(rule.threshold)}"
         case RateCeilingRule():
             return f"rate < {fmt(rule.max_rate)} (exact upper limit)"
+        case DisparityRule():
+            return f"{'widening' if rule.paired else 'gap'} < {fmt(rule.max_gap)} (slices n >= {rule.min_n})"
         case LatencyRelativeRule():
             extra = f" (≤ +{fmt(champion.value * rule.max_increase)})" if champion else ""
             # Judged on the ratio challenger / champion of the percentile, from the same paired resamples.
@@ -115,7 +118,7 @@ def render_markdown(
         "|---|---|---|---|---|---|---|---|",
     ]
     for res in decision.rules:
-        mc = comparison.metrics.get(res.rule.metric)
+        mc = comparison.metrics.get(res.rule.metric) or comparison.gaps.get(res.rule.metric)
         ev = mc.evidence if mc else None
         cells = [_iv(ev.champion), _iv(ev.challenger), _iv(ev.delta)] if ev else ["—"] * 3
         if ev and isinstance(res.rule, LatencyRelativeRule):  # the rule reads the ratio: show it beside the Δ

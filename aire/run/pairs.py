@@ -166,8 +166,11 @@ async def paired_data(plan: ShadowPlan, stored: dict[str, list[ResultRow]] | Non
         groups = np.array(
             [str(by_id[i].fields.get(plan.group_field, by_id[i].slices.get("group", ""))) for i in paired]
         )
+    fields = sorted({f for i in paired for f in by_id[i].slices})
+    slices = {f: np.array([by_id[i].slices.get(f, "") for i in paired]) for f in fields}
     return PairedData(
         ids=paired,
+        slices=slices,
         quality=quality,
         agreement=agreement,
         latency=lat,
