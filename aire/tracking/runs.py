@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -50,6 +51,16 @@ def client(settings: Settings) -> MlflowClient:
     db.parent.mkdir(parents=True, exist_ok=True)
     with open(db.with_name(db.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if not db.exists():
+            # MLflow's first-time migrations are not transactional on SQLite: a process killed during
+            # them leaves a half-migrated database no later command can open ("duplicate column name").
+            # It is built under another name and renamed into place once complete.
+            building = db.with_name(db.name + ".building")
+            building.unlink(missing_ok=True)
+            fresh = MlflowClient(tracking_uri=f"sqlite:///{building}")
+            fresh.search_experiments(max_results=1)
+            fresh.search_registered_models(max_results=1)
+            os.replace(building, db)
         mc = MlflowClient(tracking_uri=uri)
         mc.search_experiments(max_results=1)
         mc.search_registered_models(max_results=1)  # the registry's store migrates on its own first use

@@ -62,3 +62,32 @@ def test_two_processes_starting_together_on_a_new_tracking_store_both_record(tmp
         run_ids = pool.map(_first_use, [str(tmp_path / "home")] * 2)
     settings = Settings(home=tmp_path / "home")
     assert len(set(run_ids)) == 2 and all(_status(settings, r) == "FINISHED" for r in run_ids)
+
+
+def test_a_tracking_store_whose_creation_died_half_way_leaves_nothing_half_migrated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    from aire.tracking import runs
+
+    settings = Settings(home=tmp_path / "home")
+    db = Path(settings.resolved_tracking_uri.removeprefix("sqlite:///"))
+
+    class Killed(Exception):
+        pass
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise Killed("killed during the registry's migrations")
+
+    # Death during the first migrations: no database under the real name, so no later command finds
+    # a half-migrated one (MLflow's SQLite migrations are not transactional).
+    with monkeypatch.context() as m:
+        m.setattr(mlflow.MlflowClient, "search_registered_models", killed)
+        with pytest.raises(Killed):
+            runs.client(settings)
+    assert not db.exists() and db.with_name(db.name + ".building").exists()
+    # The next command builds it afresh, the leftover replaced.
+    mc = runs.client(settings)
+    assert db.exists() and not db.with_name(db.name + ".building").exists()
+    assert mc.search_experiments(max_results=1) is not None
