@@ -46,12 +46,15 @@ def _check(options: dict[str, Any]) -> None:
         raise OptionError("labels", "needs at least two distinct labels (worst first)")
     if options["scale_min"] >= options["scale_max"]:
         raise OptionError("scale_max", "must be greater than scale_min")
+    check_template(options["template"], TEMPLATE_FIELDS)
+
+
+def check_template(template: str, fields: tuple[str, ...]) -> None:
+    """A judge prompt template may use only ``fields``, with balanced braces (checked at load time)."""
     try:
-        options["template"].format(**dict.fromkeys(TEMPLATE_FIELDS, ""))
+        template.format(**dict.fromkeys(fields, ""))
     except (KeyError, IndexError, ValueError) as exc:
-        raise OptionError(
-            "template", f"unknown field or bad brace in template ({exc}); fields: {TEMPLATE_FIELDS}"
-        ) from None
+        raise OptionError("template", f"unknown field or bad brace in template ({exc}); fields: {fields}") from None
 
 
 @evaluator("judge_rubric", higher_is_better=True, validate_options=_check, requires=("judge",))

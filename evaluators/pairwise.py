@@ -17,8 +17,7 @@ from pydantic import BaseModel, create_model
 
 from aire.core.types import ChatMessage, Completion, Sample, Score
 from aire.judges import POSITION_BIAS, current_judge
-from evaluators.judged import question_text
-from evaluators.options import OptionError
+from evaluators.judged import check_template, question_text
 from evaluators.registry import evaluator
 
 DEFAULT_RUBRIC = "Which answer answers the question better?"
@@ -32,10 +31,7 @@ def _schema() -> type[BaseModel]:
 
 
 def _check(options: dict[str, object]) -> None:
-    try:
-        str(options["template"]).format(**dict.fromkeys(TEMPLATE_FIELDS, ""))
-    except (KeyError, IndexError, ValueError) as exc:
-        raise OptionError("template", f"unknown field or bad brace ({exc}); fields: {TEMPLATE_FIELDS}") from None
+    check_template(str(options["template"]), TEMPLATE_FIELDS)
 
 
 def outcome(first: str, second: str) -> tuple[float, str]:
