@@ -62,6 +62,8 @@ class Sample(BaseModel):
     # that hold its answer (``contexts_field`` / ``reference_contexts_field`` in suite.yaml).
     contexts: tuple[str, ...] | None = None
     reference_contexts: tuple[str, ...] | None = None
+    # Which of a suite's ``repeats`` this is (1..k, aire.core.repeats); None when the suite has none.
+    repeat: int | None = None
 
     @property
     def is_chat(self) -> bool:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from aire.core.errors import SuiteError, did_you_mean, from_validation
 from aire.core.jsonl import read_jsonl
+from aire.core.repeats import expand
 from aire.core.rules import Floor, parse_floor
 from aire.core.types import REQUIRED_SETTINGS, SAMPLE_EXTRAS, ChatMessage, GenerationParams, Sample
 from aire.core.yamlfile import read_mapping
@@ -94,6 +95,9 @@ class SuiteSpec(BaseModel):
     # Samples sharing this field's value are not independent (one document, one conversation): the
     # gate's comparison then uses cluster-robust standard errors.
     group_field: str | None = None
+    # Sampled generation (temperature > 0): each sample is sent this many times; the repeats of one
+    # sample are one cluster for the summary's intervals and the gate (aire.core.repeats).
+    repeats: int = Field(1, ge=1, le=100)
     evaluators: list[EvaluatorRef] = Field(min_length=1)
     # Shadow comparisons only: evaluators that score the challenger's answer against the champion's
     # (the agreement path: a pairwise judge such as judge_pairwise), as metrics of their own.
@@ -377,7 +381,7 @@ def load_suite(
     version = suite_version(folder, spec)
     if limit is not None:
         rows = rows[:limit]
-    samples = [sample_from_row(spec, row) for row in rows]
+    samples = expand([sample_from_row(spec, row) for row in rows], spec.repeats)
     return Suite(spec=spec, path=folder, version=version, samples=samples, floors=floors)
 
 

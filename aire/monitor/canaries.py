@@ -7,12 +7,14 @@ from __future__ import annotations
 import hashlib
 import math
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from aire.client.config import EndpointConfig
+from aire.core.repeats import generation_for, sample_of
 from aire.core.settings import Settings
 from aire.core.types import GenerationParams, Sample
 from aire.gate.policy import Verdict, load_policy
@@ -129,7 +131,10 @@ async def canary(
     counts = Counts(n_pairs=len(paired), n_errors=len(chosen) - len(paired))
     # A judged metric's rule needs its judge calibrated, as in the gate (the policy's min_kappa).
     judges = judge_checks(settings, store, evaluators) if policy.min_kappa is not None else None
-    judged = judge_canary(policy, PairedData(ids=paired, quality=quality, counts=counts), len(chosen), judges)
+    # A sampled suite's repeats of one sample are one cluster, as in the gate.
+    groups = np.array([sample_of(sid) for sid in paired]) if loaded.spec.repeats > 1 else None
+    data = PairedData(ids=paired, quality=quality, counts=counts, groups=groups)
+    judged = judge_canary(policy, data, len(chosen), judges)
     # The run of FAILs this canary may extend: this version's newest canaries since it last took
     # production (only the newest confirmations - 1 can matter).
     since = store.production_since(model, str(version))
@@ -192,5 +197,6 @@ async def _request(
     committed to the run as it finishes: a retry after a crash requests only the rest."""
     from aire.run import open_target, run_all, run_sample
 
-    async with open_target(settings, store, run_id, endpoint, lambda _: generation, evaluators) as target:
+    generate = partial(generation_for, generation)
+    async with open_target(settings, store, run_id, endpoint, generate, evaluators) as target:
         await run_all(run_sample(target, s) for s in samples)

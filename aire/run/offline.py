@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -24,6 +25,7 @@ from pydantic import BaseModel
 import aire
 from aire.client.config import EndpointConfig
 from aire.core.progress import reporter
+from aire.core.repeats import generation_for
 from aire.core.settings import Settings
 from aire.core.types import Estimate, Sample, Summary
 from aire.data.suites import Floor, Suite, inspect_suite
@@ -207,7 +209,7 @@ async def sending(plan: OfflinePlan) -> AsyncIterator[None]:
             plan.store,
             plan.run_id,
             plan.endpoint,
-            lambda _: generation,
+            partial(generation_for, generation),
             plan.evaluators,
             concurrency=plan.concurrency,
         ) as plan.target:
@@ -266,7 +268,7 @@ def finalise(plan_id: str) -> OfflineResult:
     plan = active.get(plan_id, OfflinePlan)
     rows = plan.store.results(plan.run_id)
     aggregations = {key: ev.spec.aggregations for key, ev in plan.evaluators.items()}
-    summary = summarise(rows, aggregations, plan.suite.spec.slices, plan.endpoint.price)
+    summary = summarise(rows, aggregations, plan.suite.spec.slices, plan.endpoint.price, plan.suite.spec.repeats)
     floors = evaluate_floors(plan.suite.floors, summary)
     try:
         mlflow_run_id = tracking.log_offline_run(

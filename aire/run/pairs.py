@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from aire.core.progress import reporter
+from aire.core.repeats import sample_of
 from aire.core.types import Completion, Sample
 from aire.gate.policy import Counts
 from aire.judges import POSITION_BIAS, judging
@@ -166,6 +167,8 @@ async def paired_data(plan: ShadowPlan, stored: dict[str, list[ResultRow]] | Non
         groups = np.array(
             [str(by_id[i].fields.get(plan.group_field, by_id[i].slices.get("group", ""))) for i in paired]
         )
+    elif plan.repeats > 1:  # a sample's repeats are one cluster (a group field, coarser, holds them too)
+        groups = np.array([sample_of(i) for i in paired])
     fields = sorted({f for i in paired for f in by_id[i].slices})
     slices = {f: np.array([by_id[i].slices.get(f, "") for i in paired]) for f in fields}
     return PairedData(

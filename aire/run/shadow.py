@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import aire
 from aire.client.config import EndpointConfig
 from aire.core.errors import ConfigError
+from aire.core.repeats import generation_for
 from aire.core.settings import Settings
 from aire.core.types import GenerationParams, Sample
 from aire.gate.policy import Policy, load_policy, resolve_directions
@@ -53,6 +54,7 @@ class ShadowPlan:
     agreement: dict[str, Any]  # key -> BoundEvaluator scoring challenger vs champion (traffic mode)
     higher_is_better: dict[str, bool]
     group_field: str | None
+    repeats: int  # the suite's: rows of one sample are one cluster (aire.core.repeats)
     policy: Policy
     policy_path: Path
     policy_sha256: str
@@ -121,23 +123,30 @@ async def preflight_shadow(
             validate_evaluator=lambda ref, path, prefix: bind_evaluator(ref, path, prefix, settings),
         )
         directions = {f"{ref.key}/mean": registry.get(ref.name).higher_is_better for ref in spec.evaluators}
-        group_field = spec.group_field
+        clustered = _clustered(spec.group_field, spec.repeats)
     else:
         tr = load_traffic(Path(traffic), GenerationParams())  # type: ignore[arg-type]
         directions = {f"{k}/mean": True for k in AGREEMENT}
-        group_field = "group" if any("group" in s.slices for s in tr.samples) else None
-    check_plan(policy_obj, Path(policy), directions, group_field, sequential)
+        clustered = _clustered("group" if any("group" in s.slices for s in tr.samples) else None, 1)
+    check_plan(policy_obj, Path(policy), directions, clustered, sequential)
     await check_endpoints(settings, *endpoints.values())
 
 
+def _clustered(group_field: str | None, repeats: int) -> str | None:
+    """What makes samples dependent, in words for an error; None when they are independent."""
+    if group_field:
+        return f"group field {group_field!r}"
+    return f"{repeats} repeats of each sample" if repeats > 1 else None
+
+
 def check_plan(
-    policy: Policy, policy_path: Path, directions: dict[str, bool], group_field: str | None, sequential: bool
+    policy: Policy, policy_path: Path, directions: dict[str, bool], clustered: str | None, sequential: bool
 ) -> Policy:
     """The policy with its rules' directions resolved from the evaluators; exit 3 on a contradiction,
     or on --sequential with clustered samples."""
-    if sequential and group_field:
+    if sequential and clustered:
         raise ConfigError(
-            f"--sequential cannot account for clustered samples (group field {group_field!r}): "
+            f"--sequential cannot account for clustered samples ({clustered}): "
             "its sequence assumes independent inputs; run the fixed-n gate (cluster-robust intervals)",
             field="sequential",
         )
@@ -190,13 +199,15 @@ async def prepare_shadow(
     agreement: dict[str, Any] = {}
     higher: dict[str, bool] = {}
     group_field: str | None = None
+    repeats = 1
     if suite is not None:
         loaded, evaluators = load_suite_with_evaluators(settings, suite, limit)
         samples = list(loaded.samples)
-        generation = {s.id: loaded.spec.generation for s in samples}
+        generation = {s.id: generation_for(loaded.spec.generation, s) for s in samples}
         source_name, source_version = loaded.name, loaded.version
         higher = {f"{k}/mean": ev.spec.higher_is_better for k, ev in evaluators.items()}
         group_field = loaded.spec.group_field
+        repeats = loaded.spec.repeats
         gen_identity: Any = loaded.spec.generation.model_dump()
         eval_identity: Any = [ref.model_dump() for ref in loaded.spec.evaluators]
         spec_path = loaded.path / "suite.yaml"
@@ -216,7 +227,7 @@ async def prepare_shadow(
         gen_identity = {s.id: g.model_dump() for s, g in zip(samples, generation.values(), strict=True)}
         eval_identity = sorted(AGREEMENT)
     directions = {**higher, **{f"{k}/mean": True for k in agreement}}
-    policy_obj = check_plan(policy_obj, Path(policy), directions, group_field, sequential)
+    policy_obj = check_plan(policy_obj, Path(policy), directions, _clustered(group_field, repeats), sequential)
     # A look must see a random subset: suites are often ordered (all additions, then products).
     random.Random(seed).shuffle(samples)
     cap = min(max_samples or len(samples), len(samples))
@@ -288,6 +299,7 @@ async def prepare_shadow(
         agreement=agreement,
         higher_is_better=higher,
         group_field=group_field,
+        repeats=repeats,
         policy=policy_obj,
         policy_path=Path(policy),
         policy_sha256=policy_sha,

@@ -163,7 +163,9 @@ async def finalise_shadow(plan_id: str, *, n_requested: int, looks: list[Look]) 
         challenger_name=plan.endpoints["challenger"].name,
     )
     aggregations = {k: ev.spec.aggregations for k, ev in plan.evaluators.items()}
-    summaries = {arm: summarise(stored[arm], aggregations, price=plan.endpoints[arm].price) for arm in ARMS}
+    summaries = {
+        arm: summarise(stored[arm], aggregations, price=plan.endpoints[arm].price, repeats=plan.repeats) for arm in ARMS
+    }
     try:
         mlflow_run_id = tracking.log_comparison(
             plan.settings,

@@ -21,6 +21,14 @@ def _is_binary(values: np.ndarray) -> bool:
     return bool(np.all((values == 0.0) | (values == 1.0)))
 
 
+def _wilson(mean: float, n: float, confidence: float) -> Interval:
+    z = float(special.ndtri(1 - (1 - confidence) / 2))
+    denom = 1 + z * z / n
+    centre = (mean + z * z / (2 * n)) / denom
+    half = z * math.sqrt(mean * (1 - mean) / n + z * z / (4 * n * n)) / denom
+    return mean, max(0.0, centre - half), min(1.0, centre + half)
+
+
 def mean_ci(values: np.ndarray, confidence: float = 0.95) -> Interval:
     """Mean with a Wilson interval for 0/1 scores (good coverage near 0 and 1, where accuracy
     usually lives) and a Student-t interval otherwise."""
@@ -29,17 +37,47 @@ def mean_ci(values: np.ndarray, confidence: float = 0.95) -> Interval:
         return math.nan, None, None
     mean = float(values.mean())
     if _is_binary(values):
-        z = float(special.ndtri(1 - (1 - confidence) / 2))
-        denom = 1 + z * z / n
-        centre = (mean + z * z / (2 * n)) / denom
-        half = z * math.sqrt(mean * (1 - mean) / n + z * z / (4 * n * n)) / denom
-        return mean, max(0.0, centre - half), min(1.0, centre + half)
+        return _wilson(mean, n, confidence)
     if n < 2:
         return mean, None, None
     sem = float(values.std(ddof=1)) / math.sqrt(n)
     if sem == 0.0:
         return mean, mean, mean
     half = float(special.stdtrit(n - 1, 1 - (1 - confidence) / 2)) * sem
+    return mean, mean - half, mean + half
+
+
+def clustered_mean_ci(values: np.ndarray, clusters: np.ndarray, confidence: float = 0.95) -> Interval:
+    """Mean of values that come in clusters (the repeats of one sample), with an interval that counts
+    clusters, not values, as the independent units.
+
+    The variance of the mean is the cluster-robust (ratio-estimator) one with the G / (G - 1)
+    small-sample factor, the same estimator as the gate's ``cluster_robust``. For 0/1 scores that
+    becomes a Wilson interval at the effective sample size n / deff, the design effect deff =
+    clustered / independent variance kept within [1, largest cluster]: one cluster of k identical
+    answers is worth between one and k samples. At an observed 0 or 1 the variance says nothing,
+    so deff is the largest cluster (as if every repeat agreed: the conservative end). Otherwise a
+    Student-t interval with G - 1 degrees of freedom.
+    """
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    if n == 0:
+        return math.nan, None, None
+    _, cluster_idx = np.unique(np.asarray(clusters), return_inverse=True)
+    sums = np.bincount(cluster_idx, weights=values)
+    sizes = np.bincount(cluster_idx).astype(float)
+    g = len(sizes)
+    mean = float(values.sum() / n)
+    if g < 2:
+        return mean, None, None
+    var = g / (g - 1) * float(((sums - mean * sizes) ** 2).sum()) / (n * n)
+    if _is_binary(values):
+        independent = mean * (1 - mean) / n
+        deff = sizes.max() if independent == 0 else min(max(var / independent, 1.0), float(sizes.max()))
+        return _wilson(mean, n / deff, confidence)
+    if var == 0.0:
+        return mean, mean, mean
+    half = float(special.stdtrit(g - 1, 1 - (1 - confidence) / 2)) * math.sqrt(var)
     return mean, mean - half, mean + half
 
 

@@ -2,6 +2,11 @@
 
 Metric keys are ``evaluator/aggregation[/slice_field:value]``; latency SLIs are
 ``latency/<sli>/<pXX>[/slice_field:value]`` in milliseconds (output tokens as a count).
+
+A suite with ``repeats: k`` has k rows per sample (aire.core.repeats): a mean's interval then counts
+samples, not rows (``clustered_mean_ci``), and every 0/1 metric gains pass@k (some repeat of the
+sample right) and pass^k (all k right), with Wilson intervals over samples, keyed ``pass_at_<k>`` and
+``pass_hat_<k>`` because MLflow metric names may not hold ``@`` or ``^``.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from aire.core.repeats import sample_of
 from aire.core.types import Estimate, Summary
-from aire.stats.intervals import AGGREGATIONS, mean_ci
+from aire.stats.intervals import AGGREGATIONS, clustered_mean_ci, mean_ci
 
 LATENCY_PERCENTILES = ("p50", "p95", "p99")
 _UNSAFE = re.compile(r"[^\w.\- ]")
@@ -28,6 +34,7 @@ def slice_suffix(field: str, value: str) -> str:
 class ResultLike(Protocol):
     """What the summary needs from one per-sample result (a store row satisfies it)."""
 
+    sample_id: str
     scores: Mapping[str, float]
     slices: Mapping[str, str]
     error_type: str | None
@@ -57,16 +64,43 @@ def _latency_arrays(rows: Sequence[ResultLike]) -> dict[str, np.ndarray]:
     }
 
 
+def _repeat_metrics(name: str, raw: np.ndarray, clusters: np.ndarray, k: int, suffix: str) -> dict[str, Estimate]:
+    """pass@k and pass^k of a 0/1 metric, one value per sample; a sample with an unscored repeat is
+    left out of both (its k-th answer is unknown), and counted as missing."""
+    per_sample: dict[str, list[float]] = {}
+    for value, cluster in zip(raw, clusters, strict=True):
+        per_sample.setdefault(str(cluster), []).append(float(value))
+    complete = [v for v in per_sample.values() if not any(math.isnan(x) for x in v)]
+    missing = len(per_sample) - len(complete)
+    any_right = np.array([float(max(v) == 1.0) for v in complete])
+    all_right = np.array([float(min(v) == 1.0) for v in complete])
+    return {
+        f"{name}/pass_at_{k}{suffix}": _estimate(any_right, missing, "mean"),
+        f"{name}/pass_hat_{k}{suffix}": _estimate(all_right, missing, "mean"),
+    }
+
+
 def _summarise_group(
-    rows: Sequence[ResultLike], aggregations: Mapping[str, Sequence[str]], suffix: str
+    rows: Sequence[ResultLike], aggregations: Mapping[str, Sequence[str]], suffix: str, repeats: int = 1
 ) -> tuple[dict[str, Estimate], dict[str, Estimate]]:
     metrics: dict[str, Estimate] = {}
+    clusters = np.array([sample_of(r.sample_id) for r in rows]) if repeats > 1 else None
     for name, aggs in aggregations.items():
         raw = np.array([r.scores.get(name, math.nan) for r in rows], dtype=float)
-        scored = raw[~np.isnan(raw)]
+        keep = ~np.isnan(raw)
+        scored = raw[keep]
         missing = len(raw) - len(scored)
         for agg in aggs:
             metrics[f"{name}/{agg}{suffix}"] = _estimate(scored, missing, agg)
+        if clusters is None:
+            continue
+        if "mean" in aggs:
+            value, low, high = clustered_mean_ci(scored, clusters[keep])
+            metrics[f"{name}/mean{suffix}"] = Estimate(
+                value=value, n=len(scored), n_errors=missing, ci_low=low, ci_high=high
+            )
+        if len(scored) and np.isin(scored, (0.0, 1.0)).all():
+            metrics.update(_repeat_metrics(name, raw, clusters, repeats, suffix))
     latency: dict[str, Estimate] = {}
     n_failed = sum(1 for r in rows if r.error_type is not None)
     for sli, values in _latency_arrays(rows).items():
@@ -122,17 +156,19 @@ def summarise(
     aggregations: Mapping[str, Sequence[str]],
     slice_fields: Sequence[str] = (),
     price: Any | None = None,
+    repeats: int = 1,
 ) -> Summary:
     """``aggregations`` maps evaluator name -> the aggregations it declared; ``price`` an endpoint's
-    price per 1,000 tokens (``aire.client.config.Price``), for the cost SLIs."""
-    metrics, latency = _summarise_group(rows, aggregations, "")
+    price per 1,000 tokens (``aire.client.config.Price``), for the cost SLIs; ``repeats`` the suite's
+    (rows of one sample are then one cluster)."""
+    metrics, latency = _summarise_group(rows, aggregations, "", repeats)
     cost = cost_slis(rows, metrics, price)
     for field in slice_fields:
         groups: dict[str, list[ResultLike]] = {}
         for r in rows:
             groups.setdefault(r.slices.get(field, ""), []).append(r)
         for value, members in sorted(groups.items()):
-            m, lat = _summarise_group(members, aggregations, slice_suffix(field, value))
+            m, lat = _summarise_group(members, aggregations, slice_suffix(field, value), repeats)
             metrics.update(m)
             latency.update(lat)
     return Summary(

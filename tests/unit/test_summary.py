@@ -15,6 +15,7 @@ from aire.stats.summary import summarise
 @dataclass
 class Row:
     scores: dict[str, float]
+    sample_id: str = "s"
     slices: dict[str, str] = field(default_factory=dict)
     error_type: str | None = None
     ttft_s: float | None = 0.01

@@ -210,7 +210,7 @@ class FakeOpenAI:
                 return error(fault.status, fault.message, error_type(fault.status), headers)
 
             text = self.answer(prompt_text)
-            if self.wrong_rate > 0 and uniform(self.seed, key) < self.wrong_rate:
+            if self.wrong_rate > 0 and uniform(self.seed, self._draw_key(key, body, prompt_index)) < self.wrong_rate:
                 text = wrong_answer(text)
             tokens, finish = truncate(text, body.get("max_tokens"), body.get("stop"))
             usage = {
@@ -228,6 +228,17 @@ class FakeOpenAI:
             return await self._stream(request, index, model, stream, midstream, leave)
         finally:
             leave()
+
+    @staticmethod
+    def _draw_key(key: str, body: dict[str, Any], prompt_index: int) -> str:
+        """What decides a wrong answer: the prompt, so a greedy request is wrong every time or never;
+        a sampled one (temperature > 0) also by its seed when it sends one, else by how many times
+        the prompt came: its repeats are wrong independently, like samples of a real model."""
+        temperature = body.get("temperature")
+        if not isinstance(temperature, int | float) or temperature <= 0:
+            return key
+        seed = body.get("seed")
+        return f"{key}\x00{'seed=' + str(seed) if seed is not None else prompt_index}"
 
     async def _stream(
         self,
