@@ -9,6 +9,8 @@ Named ``<metric>/gap:<field>`` (``exact_match/mean/gap:op``) and judged by the `
   min low]. Conservative by construction, so a gap at the bound PASSes at most alpha / 2 of the time.
 - The widening (challenger's gap minus champion's) is one statistic of paired data: a percentile
   bootstrap that resamples the pairs within each slice (stratified, so every slice keeps its size).
+- Clustered pairs (a suite's ``repeats`` or ``group_field``): the slice intervals are cluster-robust
+  (``clustered_mean_ci``), the bootstrap resamples whole clusters, and a slice's n is its clusters.
 """
 
 from __future__ import annotations
@@ -18,24 +20,28 @@ from typing import Any
 import numpy as np
 
 from aire.core.rules import Interval, MetricEvidence
-from aire.stats.intervals import mean_ci
+from aire.stats.intervals import clustered_mean_ci
 
 _BOOTSTRAP = 2000  # resamples of the widening: a percentile bootstrap's 2.5% tail needs ~2,000
 
 
-def _means(values: np.ndarray, groups: dict[str, np.ndarray], alpha: float) -> list[tuple[float, float, float]]:
+def _means(
+    values: np.ndarray, groups: dict[str, np.ndarray], clusters: np.ndarray, alpha: float
+) -> list[tuple[float, float, float]]:
     """(mean, low, high) of each slice at the simultaneous (Bonferroni) level."""
     k = len(groups)
     out = []
     for idx in groups.values():
-        mean, low, high = mean_ci(values[idx], 1 - alpha / k)
+        mean, low, high = clustered_mean_ci(values[idx], clusters[idx], 1 - alpha / k)
         out.append((mean, mean if low is None else low, mean if high is None else high))
     return out
 
 
-def _gap(values: np.ndarray, groups: dict[str, np.ndarray], alpha: float, fail_alpha: float) -> Interval:
+def _gap(
+    values: np.ndarray, groups: dict[str, np.ndarray], clusters: np.ndarray, alpha: float, fail_alpha: float
+) -> Interval:
     def bounds(level: float) -> tuple[float, float, float]:
-        m = _means(values, groups, level)
+        m = _means(values, groups, clusters, level)
         gap = max(x[0] for x in m) - min(x[0] for x in m)
         low = max(0.0, max(x[1] for x in m) - min(x[2] for x in m))
         high = max(x[2] for x in m) - min(x[1] for x in m)
@@ -47,14 +53,25 @@ def _gap(values: np.ndarray, groups: dict[str, np.ndarray], alpha: float, fail_a
 
 
 def _widening(
-    a: np.ndarray, b: np.ndarray, groups: dict[str, np.ndarray], alpha: float, fail_alpha: float, seed: int
+    a: np.ndarray,
+    b: np.ndarray,
+    groups: dict[str, np.ndarray],
+    clusters: np.ndarray,
+    alpha: float,
+    fail_alpha: float,
+    seed: int,
 ) -> Interval:
     rng = np.random.default_rng(seed)
     means_a, means_b = [], []
     for idx in groups.values():
-        draw = idx[rng.integers(0, len(idx), size=(_BOOTSTRAP, len(idx)))]
-        means_a.append(a[draw].mean(axis=1))
-        means_b.append(b[draw].mean(axis=1))
+        # Whole clusters are drawn (a cluster of one pair when unclustered): a slice mean is the
+        # drawn clusters' score sum over their size.
+        _, cluster_idx = np.unique(clusters[idx], return_inverse=True)
+        sum_a, sum_b = np.bincount(cluster_idx, a[idx]), np.bincount(cluster_idx, b[idx])
+        sizes = np.bincount(cluster_idx).astype(float)
+        draw = rng.integers(0, len(sizes), size=(_BOOTSTRAP, len(sizes)))
+        means_a.append(sum_a[draw].sum(axis=1) / sizes[draw].sum(axis=1))
+        means_b.append(sum_b[draw].sum(axis=1) / sizes[draw].sum(axis=1))
     ma, mb = np.stack(means_a), np.stack(means_b)
     diff = (mb.max(axis=0) - mb.min(axis=0)) - (ma.max(axis=0) - ma.min(axis=0))
     point_a = [a[i].mean() for i in groups.values()]
@@ -68,23 +85,32 @@ def _widening(
 
 
 def gap_evidence(
-    a: np.ndarray, b: np.ndarray, labels: np.ndarray, *, alpha: float, fail_alpha: float, seed: int = 0
+    a: np.ndarray,
+    b: np.ndarray,
+    labels: np.ndarray,
+    *,
+    alpha: float,
+    fail_alpha: float,
+    seed: int = 0,
+    clusters: np.ndarray | None = None,
 ) -> tuple[MetricEvidence, str]:
     """Both arms' gaps and the widening, from paired scores ``a`` (champion), ``b`` (challenger) and
-    each pair's slice label; and a note naming the slices and their sizes."""
+    each pair's slice label (and cluster, where pairs are not independent); and a note naming the
+    slices and their sizes (clusters, when clustered)."""
     keep = ~(np.isnan(a) | np.isnan(b))
-    a, b, labels = a[keep], b[keep], labels[keep]
+    clusters = np.arange(len(a)) if clusters is None else np.asarray(clusters)
+    a, b, labels, clusters = a[keep], b[keep], labels[keep], clusters[keep]
     groups = {str(g): np.flatnonzero(labels == g) for g in sorted(set(labels.tolist()))}
-    sizes = {g: len(i) for g, i in groups.items()}
+    sizes = {g: len(np.unique(clusters[i])) for g, i in groups.items()}
     note = "slices " + ", ".join(f"{g} (n={n})" for g, n in sizes.items())
     smallest = min(sizes.values(), default=0)
     if len(groups) < 2 or smallest < 2:
         return MetricEvidence(higher_is_better=False, min_group_n=smallest), note
     return (
         MetricEvidence(
-            champion=_gap(a, groups, alpha, fail_alpha),
-            challenger=_gap(b, groups, alpha, fail_alpha),
-            delta=_widening(a, b, groups, alpha, fail_alpha, seed),
+            champion=_gap(a, groups, clusters, alpha, fail_alpha),
+            challenger=_gap(b, groups, clusters, alpha, fail_alpha),
+            delta=_widening(a, b, groups, clusters, alpha, fail_alpha, seed),
             higher_is_better=False,
             min_group_n=smallest,
         ),
@@ -99,5 +125,7 @@ def gap_comparisons(data: Any, *, alpha: float, fail_alpha: float, seed: int) ->
     for field, labels in data.slices.items():
         for name, (a, b, _) in data.quality.items():
             if name.endswith("/mean"):
-                out[f"{name}/gap:{field}"] = gap_evidence(a, b, labels, alpha=alpha, fail_alpha=fail_alpha, seed=seed)
+                out[f"{name}/gap:{field}"] = gap_evidence(
+                    a, b, labels, alpha=alpha, fail_alpha=fail_alpha, seed=seed, clusters=data.groups
+                )
     return out

@@ -193,3 +193,24 @@ async def test_the_gate_treats_a_samples_repeats_as_one_cluster(tmp_path: Path, 
         assert a.requests == b.requests == 120
         comparison = compare(data, seed=0, n_resamples=500)
         assert comparison.metrics["exact_match/mean"].method == "cluster_robust"
+
+
+def test_the_disparity_gap_counts_samples_not_repeats() -> None:
+    """Two slices of 20 samples × 5 repeats, every repeat of a sample alike: 20 samples a slice, not 100."""
+    from aire.gate.disparity import gap_evidence
+
+    rng = np.random.default_rng(4)
+    own = (rng.random(40) < np.repeat([0.9, 0.7], 20)).astype(float)
+    a = np.repeat(own, 5)
+    flipped = own.copy()
+    flipped[[21, 25, 30]] = 0.0  # the challenger loses three samples of slice y: a wider gap
+    b = np.repeat(flipped, 5)
+    labels = np.repeat(["x", "y"], 100)
+    clusters = np.repeat(np.arange(40), 5)
+    rows, _ = gap_evidence(a, b, labels, alpha=0.05, fail_alpha=0.05)
+    samples, note = gap_evidence(a, b, labels, alpha=0.05, fail_alpha=0.05, clusters=clusters)
+    assert (rows.min_group_n, samples.min_group_n) == (100, 20) and "x (n=20)" in note
+    assert samples.champion.value == rows.champion.value
+    width = lambda iv: iv.ci_high - iv.ci_low  # noqa: E731
+    assert width(samples.champion) > 1.5 * width(rows.champion)
+    assert width(samples.delta) > 1.5 * width(rows.delta)
