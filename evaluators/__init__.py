@@ -12,6 +12,7 @@ from aire.core.types import Score
 
 # Imported for their side effect: each module registers its evaluators with the registry.
 from evaluators import (  # noqa: F401
+    confidence,
     judged,
     length,
     match,

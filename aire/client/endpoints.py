@@ -49,7 +49,7 @@ def payload(sample: Sample, params: GenerationParams) -> tuple[str, dict[str, An
 
     Pure and deterministic: the store fingerprints requests with it. The client adds ``model`` and the
     streaming fields, which are transport, not generation. ``stop`` and ``seed`` are only sent when
-    set, so a default request looks the same to every server.
+    set (``logprobs`` only when true), so a default request looks the same to every server.
     """
     body: dict[str, Any] = {
         "max_tokens": params.max_tokens,
@@ -64,8 +64,12 @@ def payload(sample: Sample, params: GenerationParams) -> tuple[str, dict[str, An
         body["response_format"] = params.response_format
     if isinstance(sample.prompt, str):
         body["prompt"] = sample.prompt
+        if params.logprobs:
+            body["logprobs"] = 1  # the legacy API: top-N alternatives; the chosen token's comes with them
         return COMPLETIONS_PATH, body
     body["messages"] = [{"role": m.role, "content": m.content} for m in sample.prompt]
+    if params.logprobs:
+        body["logprobs"] = True
     return CHAT_PATH, body
 
 

@@ -30,7 +30,7 @@ MAX_LINE = 2 * 2**16
 class StreamParser:
     """One streamed completion, built from the SSE bytes of a ``/completions`` or ``/chat/completions`` answer."""
 
-    __slots__ = ("_chat", "_done", "_finish", "_parts", "_tail", "_usage", "t_first", "t_last")
+    __slots__ = ("_chat", "_done", "_finish", "_logprobs", "_parts", "_tail", "_usage", "t_first", "t_last")
 
     def __init__(self, *, chat: bool) -> None:
         self._chat = chat
@@ -38,6 +38,7 @@ class StreamParser:
         self._finish: str | None = None
         self._usage: Any = None
         self._done = False
+        self._logprobs: list[tuple[str, float]] | None = None  # only when the server sends them
         self._tail = b""  # a line not yet ended by "\n"
         self.t_first = 0.0  # perf_counter when the first content chunk was read
         self.t_last = 0.0
@@ -84,6 +85,11 @@ class StreamParser:
                 self._parts.append(text)
             if reason:
                 self._finish = str(reason)
+            lp = choice.get("logprobs")
+            if lp:
+                if self._logprobs is None:
+                    self._logprobs = []
+                self._logprobs += logprob_pairs(lp, data, chat=self._chat)
         elif choices is None and obj.get("usage") is None:
             raise error_chunk(obj, data)
         usage = obj.get("usage")
@@ -111,7 +117,23 @@ class StreamParser:
             ttft_s=self.t_first - t0 if parts else None,
             tpot_s=tpot,
             e2e_s=end - t0,
+            logprobs=self._logprobs,
         )
+
+
+def logprob_pairs(lp: Any, raw: bytes, *, chat: bool) -> list[tuple[str, float]]:
+    """(token, log-probability) pairs of a choice's ``logprobs``: the chat API's ``{"content": [{token,
+    logprob}]}`` or the completions API's parallel ``tokens`` / ``token_logprobs`` lists."""
+    try:
+        if chat:
+            return [(str(t["token"]), float(t["logprob"])) for t in lp.get("content") or ()]
+        tokens, values = lp.get("tokens") or [], lp.get("token_logprobs") or []
+        if len(tokens) != len(values):
+            raise ValueError("tokens and token_logprobs differ in length")
+        # A None logprob is the first prompt token's under echo: no output token's.
+        return [(str(t), float(v)) for t, v in zip(tokens, values, strict=True) if v is not None]
+    except (AttributeError, TypeError, KeyError, ValueError):
+        raise protocol_error(f"malformed logprobs: {clip(raw)}") from None
 
 
 def parse_body(raw: bytes, t0: float, end: float, *, chat: bool) -> Completion:
@@ -130,6 +152,7 @@ def parse_body(raw: bytes, t0: float, end: float, *, chat: bool) -> Completion:
     if text is not None and not isinstance(text, str):
         raise protocol_error(f"response text is not a string: {clip(raw)}")
     prompt_tokens, output_tokens = _usage_counts(obj.get("usage"))
+    lp = choice.get("logprobs")
     return Completion(
         text=text or "",
         finish_reason=choice.get("finish_reason"),
@@ -137,6 +160,7 @@ def parse_body(raw: bytes, t0: float, end: float, *, chat: bool) -> Completion:
         output_tokens=output_tokens,
         ttft_s=end - t0 if text else None,
         e2e_s=end - t0,
+        logprobs=logprob_pairs(lp, raw, chat=chat) if lp else None,
     )
 
 

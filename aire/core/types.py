@@ -19,9 +19,10 @@ from aire.core.errors import EXIT_ERROR, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS
 SAMPLE_EXTRAS: dict[str, str] = {"contexts": "contexts_field", "reference_contexts": "reference_contexts_field"}
 # What a requirement needs the suite to set: the extras, and a reference field for metrics that compare with it.
 REQUIRED_SETTINGS: dict[str, str] = {**SAMPLE_EXTRAS, "reference": "reference_field"}
-# Everything an evaluator may declare it requires: the sample's extras, and a judge (an endpoint of
-# aire.yaml named by its ``judge`` option, checked when the suite loads).
-REQUIREMENTS: tuple[str, ...] = (*REQUIRED_SETTINGS, "judge")
+# Everything an evaluator may declare it requires: the sample's extras, a judge (an endpoint of
+# aire.yaml named by its ``judge`` option, checked when the suite loads), and the answer's token
+# log-probabilities (the suite then asks the server for them: ``GenerationParams.logprobs``).
+REQUIREMENTS: tuple[str, ...] = (*REQUIRED_SETTINGS, "judge", "logprobs")
 
 
 class ChatMessage(BaseModel):
@@ -44,6 +45,9 @@ class GenerationParams(BaseModel):
     # OpenAI structured output (``{"type": "json_schema", "json_schema": {...}}``), enforced by servers
     # that support it (vLLM does, with xgrammar); the judges send one. Only sent when set.
     response_format: dict[str, Any] | None = None
+    # Ask for each output token's log-probability (``Completion.logprobs``). Set by the suite when an
+    # evaluator requires it (the confidence evaluator), not by hand; only sent when true.
+    logprobs: bool = False
 
 
 class Sample(BaseModel):
@@ -90,6 +94,8 @@ class Completion(BaseModel):
     e2e_s: float | None = None  # request sent -> stream closed
     attempts: int = 1
     error: CompletionError | None = None
+    # (token, log-probability) of each output token, when the request asked for them.
+    logprobs: list[tuple[str, float]] | None = None
 
     @property
     def ok(self) -> bool:
@@ -117,6 +123,16 @@ class Estimate(BaseModel):
     ci_high: float | None = None
 
 
+class ReliabilityBin(BaseModel):
+    """One bin of a reliability diagram: answers whose confidence fell in [low, high)."""
+
+    low: float
+    high: float
+    n: int
+    confidence: float  # their mean confidence
+    accuracy: float  # the share of them that was right
+
+
 class Summary(BaseModel):
     """Aggregates of a run. Keys are metric names: ``evaluator/aggregation[/slice]``."""
 
@@ -128,6 +144,9 @@ class Summary(BaseModel):
     # Cost SLIs (``aire.stats.summary.cost_slis``): tokens and request time, and with the endpoint's
     # price, dollars per run, per request and per quality point. Empty in records made before them.
     cost: dict[str, float] = Field(default_factory=dict)
+    # ``<confidence metric>`` -> its reliability diagram against the suite's correctness metric
+    # (``calibration:`` in suite.yaml; ``aire.stats.calibration``).
+    reliability: dict[str, list[ReliabilityBin]] = Field(default_factory=dict)
 
     def flat(self) -> dict[str, float]:
         """Every finite value by metric name, ready for ``mlflow.log_metrics``."""

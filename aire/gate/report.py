@@ -1,5 +1,6 @@
-"""The promotion gate's human-readable report: report.md (verdict, rules, methods, latency, provenance)
-and latency.png (champion vs challenger latency distributions), written next to decision.json.
+"""The promotion gate's human-readable report: report.md (verdict, rules, methods, latency, calibration,
+provenance), latency.png (champion vs challenger latency distributions) and, when the suite calibrates
+a confidence metric, reliability.png; written next to decision.json.
 
 The report explains a decision already taken by ``aire.gate.decide``; it computes nothing the gate reads.
 """
@@ -8,12 +9,15 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from aire.core.formatting import fmt
+from aire.core.types import Summary
+from aire.gate import reliability
 from aire.gate.evidence import Comparison
 from aire.gate.policy import (
     CeilingRule,
@@ -93,8 +97,10 @@ def render_markdown(
     champion_name: str = "champion",
     challenger_name: str = "challenger",
     png_name: str | None = "latency.png",
+    summaries: Mapping[str, Summary] | None = None,
 ) -> str:
-    """The report's markdown; ``png_name`` None leaves out the latency figure."""
+    """The report's markdown; ``png_name`` None leaves out the latency figure; ``summaries`` (each
+    arm's, by endpoint name) add the calibration section when the suite calibrates a confidence."""
     v = decision.verdict
     out = [f"# {title}", "", f"**Verdict: {v.value}** (exit {v.exit_code})", ""]
     out += [f"- {_cell(r)}" for r in decision.reasons]
@@ -201,6 +207,9 @@ def render_markdown(
             out.append(f"- plan basis: {_cell(s.plan_basis)}")
         out.append("- looks: " + (", ".join(f"{lk.n} → {lk.verdict}" for lk in s.looks) or "none"))
 
+    calibration = reliability.markdown(summaries or {})
+    if calibration:
+        out += ["", *calibration]
     out += ["", "## Provenance", "", "| key | value |", "|---|---|"]
     out += [f"| {_cell(k)} | `{_cell(val)}` |" for k, val in _flatten(provenance)]
     return "\n".join(out) + "\n"
@@ -249,10 +258,17 @@ def write_report(
     sequential: SequentialInfo | None = None,
     champion_name: str = "champion",
     challenger_name: str = "challenger",
+    summaries: Mapping[str, Summary] | None = None,
 ) -> dict[str, Path]:
-    """Writes out_dir/report.md and out_dir/latency.png; returns {"report.md": path, "latency.png": path}."""
+    """Writes out_dir/report.md, out_dir/latency.png and, when a summary has reliability curves,
+    out_dir/reliability.png; returns them by file name."""
     out_dir.mkdir(parents=True, exist_ok=True)
     png = plot_latency(latency, out_dir / "latency.png", champion_name, challenger_name)
+    files = {"latency.png": png}
+    curves = reliability.curves_of(summaries or {})
+    (out_dir / reliability.PNG).unlink(missing_ok=True)  # an earlier gate's in this folder
+    if curves:
+        files[reliability.PNG] = reliability.plot(curves, out_dir / reliability.PNG)
     md = out_dir / "report.md"
     text = render_markdown(
         title=title,
@@ -264,6 +280,7 @@ def write_report(
         champion_name=champion_name,
         challenger_name=challenger_name,
         png_name=png.name,
+        summaries=summaries,
     )
     md.write_text(text, encoding="utf-8")
-    return {"report.md": md, "latency.png": png}
+    return {"report.md": md, **files}

@@ -268,7 +268,8 @@ def finalise(plan_id: str) -> OfflineResult:
     plan = active.get(plan_id, OfflinePlan)
     rows = plan.store.results(plan.run_id)
     aggregations = {key: ev.spec.aggregations for key, ev in plan.evaluators.items()}
-    summary = summarise(rows, aggregations, plan.suite.spec.slices, plan.endpoint.price, plan.suite.spec.repeats)
+    spec = plan.suite.spec
+    summary = summarise(rows, aggregations, spec.slices, plan.endpoint.price, spec.repeats, spec.calibrated)
     floors = evaluate_floors(plan.suite.floors, summary)
     try:
         mlflow_run_id = tracking.log_offline_run(

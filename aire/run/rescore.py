@@ -38,6 +38,7 @@ def completion_of(row: Any) -> Completion:
         e2e_s=row.e2e_s,
         attempts=row.attempts,
         error=error,
+        logprobs=[(str(t), float(v)) for t, v in row.logprobs] if row.logprobs else None,
     )
 
 
@@ -111,7 +112,9 @@ async def rescore(settings: Settings, run_id: str, suite: str | None = None, con
         # The endpoint's price as configured now (an ad hoc endpoint has none).
         configured = load_config(settings.config, settings.models_dir).endpoints.get(original.endpoint)
         price = configured.price if configured is not None else None
-        summary = summarise(stored, aggregations, loaded.spec.slices, price, loaded.spec.repeats)
+        summary = summarise(
+            stored, aggregations, loaded.spec.slices, price, loaded.spec.repeats, loaded.spec.calibrated
+        )
         floors = evaluate_floors(loaded.floors, summary)
         tags = {"aire.kind": "rescore", "aire.store_run_id": new.id, "aire.rescored_from": run_id}
         if original.mlflow_run_id:

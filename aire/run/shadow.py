@@ -55,6 +55,7 @@ class ShadowPlan:
     higher_is_better: dict[str, bool]
     group_field: str | None
     repeats: int  # the suite's: rows of one sample are one cluster (aire.core.repeats)
+    calibration: list[tuple[str, str, float]]  # the suite's (confidence, correct, coverage) pairs
     policy: Policy
     policy_path: Path
     policy_sha256: str
@@ -200,6 +201,7 @@ async def prepare_shadow(
     higher: dict[str, bool] = {}
     group_field: str | None = None
     repeats = 1
+    calibration: list[tuple[str, str, float]] = []
     if suite is not None:
         loaded, evaluators = load_suite_with_evaluators(settings, suite, limit)
         samples = list(loaded.samples)
@@ -208,6 +210,7 @@ async def prepare_shadow(
         higher = {f"{k}/mean": ev.spec.higher_is_better for k, ev in evaluators.items()}
         group_field = loaded.spec.group_field
         repeats = loaded.spec.repeats
+        calibration = loaded.spec.calibrated
         gen_identity: Any = loaded.spec.generation.model_dump()
         eval_identity: Any = [ref.model_dump() for ref in loaded.spec.evaluators]
         spec_path = loaded.path / "suite.yaml"
@@ -300,6 +303,7 @@ async def prepare_shadow(
         higher_is_better=higher,
         group_field=group_field,
         repeats=repeats,
+        calibration=calibration,
         policy=policy_obj,
         policy_path=Path(policy),
         policy_sha256=policy_sha,

@@ -151,7 +151,18 @@ async def finalise_shadow(plan_id: str, *, n_requested: int, looks: list[Look]) 
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     # A decision.json left from an earlier gate in this folder must not outlive a failed one: CI reads it.
     (plan.out_dir / DECISION_FILE).unlink(missing_ok=True)
-    write_report(
+    aggregations = {k: ev.spec.aggregations for k, ev in plan.evaluators.items()}
+    summaries = {
+        arm: summarise(
+            stored[arm],
+            aggregations,
+            price=plan.endpoints[arm].price,
+            repeats=plan.repeats,
+            calibration=plan.calibration,
+        )
+        for arm in ARMS
+    }
+    report_files = write_report(
         plan.out_dir,
         title=title,
         decision=decision,
@@ -161,11 +172,8 @@ async def finalise_shadow(plan_id: str, *, n_requested: int, looks: list[Look]) 
         sequential=seq,
         champion_name=plan.endpoints["champion"].name,
         challenger_name=plan.endpoints["challenger"].name,
+        summaries=summaries,
     )
-    aggregations = {k: ev.spec.aggregations for k, ev in plan.evaluators.items()}
-    summaries = {
-        arm: summarise(stored[arm], aggregations, price=plan.endpoints[arm].price, repeats=plan.repeats) for arm in ARMS
-    }
     try:
         mlflow_run_id = tracking.log_comparison(
             plan.settings,
@@ -185,7 +193,7 @@ async def finalise_shadow(plan_id: str, *, n_requested: int, looks: list[Look]) 
             },
             samples={s.id: s for s in plan.samples},
             score_keys=list(plan.evaluators),
-            files=[plan.out_dir / "report.md", plan.out_dir / "latency.png"],
+            files=list(report_files.values()),
             decision_body=lambda run_id: _decision_record(
                 plan, decision, comparison, seq, provenance, run_id
             ).as_json_dict(),

@@ -19,7 +19,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from aire.core.repeats import sample_of
-from aire.core.types import Estimate, Summary
+from aire.core.types import Estimate, ReliabilityBin, Summary
+from aire.stats.calibration import calibration_metrics
 from aire.stats.intervals import AGGREGATIONS, clustered_mean_ci, mean_ci
 
 LATENCY_PERCENTILES = ("p50", "p95", "p99")
@@ -157,10 +158,13 @@ def summarise(
     slice_fields: Sequence[str] = (),
     price: Any | None = None,
     repeats: int = 1,
+    calibration: Sequence[tuple[str, str, float]] = (),
 ) -> Summary:
     """``aggregations`` maps evaluator name -> the aggregations it declared; ``price`` an endpoint's
     price per 1,000 tokens (``aire.client.config.Price``), for the cost SLIs; ``repeats`` the suite's
-    (rows of one sample are then one cluster)."""
+    (rows of one sample are then one cluster); ``calibration`` (confidence metric, 0/1 correctness
+    metric, coverage) triples, for ``<confidence>/ece``, ``<confidence>/accuracy_at_coverage_<c>``
+    and the reliability diagram."""
     metrics, latency = _summarise_group(rows, aggregations, "", repeats)
     cost = cost_slis(rows, metrics, price)
     for field in slice_fields:
@@ -171,10 +175,30 @@ def summarise(
             m, lat = _summarise_group(members, aggregations, slice_suffix(field, value), repeats)
             metrics.update(m)
             latency.update(lat)
+    reliability: dict[str, list[ReliabilityBin]] = {}
+    for confidence, correct, coverage in calibration:
+        m, bins = _calibration(rows, confidence, correct, coverage, repeats)
+        metrics.update(m)
+        if bins:
+            reliability[confidence] = bins
     return Summary(
         n_samples=len(rows),
         n_errors=sum(1 for r in rows if r.error_type is not None),
         metrics=metrics,
         latency=latency,
         cost=cost,
+        reliability=reliability,
     )
+
+
+def _calibration(
+    rows: Sequence[ResultLike], confidence: str, correct: str, coverage: float, repeats: int
+) -> tuple[dict[str, Estimate], list[ReliabilityBin]]:
+    conf = np.array([r.scores.get(confidence, math.nan) for r in rows], dtype=float)
+    right = np.array([r.scores.get(correct, math.nan) for r in rows], dtype=float)
+    scored = right[~np.isnan(right)]
+    if not np.isin(scored, (0.0, 1.0)).all():
+        # Calibration is against right or wrong; a graded score has no accuracy to compare with.
+        right = np.full_like(right, math.nan)
+    clusters = np.array([sample_of(r.sample_id) for r in rows]) if repeats > 1 else None
+    return calibration_metrics(confidence, conf, right, coverage=coverage, clusters=clusters)

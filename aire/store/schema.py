@@ -79,6 +79,8 @@ class ResultRow(Base):
     # NaN is not valid JSON: unscored values are stored as null and read back as NaN.
     scores_json: Mapped[dict[str, float | None]] = mapped_column(JSON, default=dict)
     explanations: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # [[token, logprob], ...] when the suite asked for them (a confidence evaluator), else null.
+    logprobs: Mapped[list[list[Any]] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc)
 
     @property

@@ -54,6 +54,7 @@ class SampleResult:
             "error_message": err.message if err else None,
             "scores_json": {k: (None if math.isnan(s.value) else s.value) for k, s in self.scores.items()},
             "explanations": {k: s.explanation for k, s in self.scores.items() if s.explanation},
+            "logprobs": c.logprobs,
             "created_at": created_at,
         }
 

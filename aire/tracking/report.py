@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aire.core.formatting import fmt, fmt_ci
 from aire.core.types import Summary
+from aire.gate import reliability
 
 
 def metric_rows(summary: Summary, *, slices: bool = True) -> list[tuple[str, str, str, str, str]]:
@@ -32,4 +33,7 @@ def markdown(title: str, params: dict[str, object], summary: Summary, floors: li
         lines.append("")
     lines += ["## Metrics", "", "| metric | value | 95% CI | n | not scored |", "|---|---:|---|---:|---:|"]
     lines += [f"| `{m}` | {v} | {ci} | {n} | {e} |" for m, v, ci, n, e in metric_rows(summary)]
+    calibration = reliability.markdown({"run": summary})
+    if calibration:
+        lines += ["", *calibration]
     return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import math
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from aire.core.errors import TrackingError
 from aire.core.settings import Settings
 from aire.core.types import Sample, Summary
+from aire.gate import reliability
 from aire.tracking import recorder
 from aire.tracking.recorder import recorded
 from aire.tracking.report import markdown
@@ -213,6 +215,10 @@ def _log_results(
         run_id, {"summary": summary.model_dump(mode="json"), "floors": floors, "params": params}, "summary.json"
     )
     mc.log_text(run_id, markdown(run_name, flatten(params), summary, floors), "report.md")
+    curves = reliability.curves_of({"run": summary})
+    if curves:
+        with tempfile.TemporaryDirectory() as tmp:
+            mc.log_artifact(run_id, str(reliability.plot(curves, Path(tmp) / reliability.PNG)))
 
 
 @recorded  # in the recorder process when the command started one (aire.tracking.recorder)

@@ -20,6 +20,8 @@ from aire.store.store import Store
 
 V0 = Path(__file__).resolve().parents[1] / "fixtures" / "store-v0.db"
 TABLES = ("runs", "results", "alias_history", "incidents")
+# Columns of those tables that later revisions add (0004: results.logprobs): not in a pre-migration store.
+LATER_COLUMNS = (("results", "logprobs"),)
 
 
 def counts(url: str) -> dict[str, int]:
@@ -69,6 +71,9 @@ def _v0_on(store_url: str, tmp_path: Path) -> None:
     # Only the tables a pre-migration store had: later revisions add their own.
     v0_tables = [t for t in Base.metadata.sorted_tables if t.name in TABLES]
     Base.metadata.create_all(target, tables=v0_tables)
+    with target.begin() as conn:
+        for table, column in LATER_COLUMNS:
+            conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
     rows = MetaData()
     rows.reflect(source)
     with source.connect() as src, target.begin() as dst:

@@ -44,14 +44,29 @@ def error_event(status: int, message: str) -> str:
     return f"data: {json.dumps(err)}\n\n{DONE}"
 
 
-def full_response(index: int, model: str, chat: bool, text: str, finish: str, usage: dict[str, int]) -> web.Response:
+def logprobs_of(tokens: list[str], logprob: float | None, chat: bool) -> dict[str, Any] | None:
+    """A choice's ``logprobs`` as vLLM shapes it (every token given ``logprob``); None when not asked."""
+    if logprob is None:
+        return None
+    if chat:
+        return {"content": [{"token": t, "logprob": logprob, "top_logprobs": []} for t in tokens]}
+    offsets = [sum(len(x) for x in tokens[:i]) for i in range(len(tokens))]
+    top = [{t: logprob} for t in tokens]
+    return {"text_offset": offsets, "token_logprobs": [logprob] * len(tokens), "tokens": tokens, "top_logprobs": top}
+
+
+def full_response(
+    index: int, model: str, chat: bool, tokens: list[str], finish: str, usage: dict[str, int], logprob: float | None
+) -> web.Response:
     """The non-streaming answer: one JSON body."""
     choice: dict[str, Any]
+    text = "".join(tokens)
     if chat:
         choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+        choice["logprobs"] = logprobs_of(tokens, logprob, chat)
         body = {"id": f"chatcmpl-{index}", "object": "chat.completion"}
     else:
-        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+        choice = {"index": 0, "text": text, "logprobs": logprobs_of(tokens, logprob, chat), "finish_reason": finish}
         body = {"id": f"cmpl-{index}", "object": "text_completion"}
     body.update(created=int(time.time()), model=model, choices=[choice], usage=usage)
     return web.Response(text=json.dumps(body), content_type="application/json")
@@ -67,17 +82,28 @@ class Stream:
 
 
 def stream_events(
-    index: int, model: str, chat: bool, tokens: list[str], finish: str, usage: dict[str, int] | None
+    index: int,
+    model: str,
+    chat: bool,
+    tokens: list[str],
+    finish: str,
+    usage: dict[str, int] | None,
+    logprob: float | None = None,
 ) -> Stream:
-    """The SSE events of an answer; ``usage`` None leaves the usage chunk out."""
+    """The SSE events of an answer; ``usage`` None leaves the usage chunk out; ``logprob`` (when the
+    request asked for logprobs) is every token's, sent with it."""
     created = int(time.time())
     mj = json.dumps(model)
+    lps = ["null"] * len(tokens) if logprob is None else [json.dumps(logprobs_of([t], logprob, chat)) for t in tokens]
     if chat:
         head = (
             f'data: {{"id":"chatcmpl-{index}","object":"chat.completion.chunk","created":{created},'
             f'"model":{mj},"choices":[{{"index":0,"delta":{{'
         )
-        events = [head + '"content":' + json.dumps(t) + '},"logprobs":null,"finish_reason":null}]}\n\n' for t in tokens]
+        events = [
+            head + '"content":' + json.dumps(t) + '},"logprobs":' + lp + ',"finish_reason":null}]}\n\n'
+            for t, lp in zip(tokens, lps, strict=True)
+        ]
         if events:  # vLLM and OpenAI open a chat stream with the role.
             events[0] = (
                 head + '"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}\n\n' + events[0]
@@ -89,7 +115,10 @@ def stream_events(
             f'data: {{"id":"cmpl-{index}","object":"text_completion","created":{created},'
             f'"model":{mj},"choices":[{{"index":0,"text":'
         )
-        events = [head + json.dumps(t) + ',"logprobs":null,"finish_reason":null}]}\n\n' for t in tokens]
+        events = [
+            head + json.dumps(t) + ',"logprobs":' + lp + ',"finish_reason":null}]}\n\n'
+            for t, lp in zip(tokens, lps, strict=True)
+        ]
         final = head + '"","logprobs":null,"finish_reason":' + json.dumps(finish) + "}]}\n\n"
         obj = "text_completion"
     tail = final

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -37,6 +38,7 @@ class FakeOpenAI:
         send_usage: bool = True,
         honor_stream: bool = True,
         api_key: str | None = None,
+        token_probs: tuple[float, float] = (0.9, 0.5),
     ) -> None:
         self.host = host
         self.port = port
@@ -51,6 +53,9 @@ class FakeOpenAI:
         # False: answer one JSON body even when the client asked for a stream (a non-compliant server).
         self.honor_stream = honor_stream
         self.api_key = api_key
+        # What a request that asks for logprobs is told of each token: probability (right, wrong answer),
+        # so a confidence evaluator has a known signal (right answers are the surer ones).
+        self.token_probs = token_probs
         self.last_authorization: str | None = None
         self.last_body: dict[str, Any] = {}  # the last generation request, for tests of what a client sends
         self._runner: web.AppRunner | None = None
@@ -210,9 +215,13 @@ class FakeOpenAI:
                 return error(fault.status, fault.message, error_type(fault.status), headers)
 
             text = self.answer(prompt_text)
-            if self.wrong_rate > 0 and uniform(self.seed, self._draw_key(key, body, prompt_index)) < self.wrong_rate:
+            wrong = (
+                self.wrong_rate > 0 and uniform(self.seed, self._draw_key(key, body, prompt_index)) < self.wrong_rate
+            )
+            if wrong:
                 text = wrong_answer(text)
             tokens, finish = truncate(text, body.get("max_tokens"), body.get("stop"))
+            logprob = math.log(self.token_probs[wrong]) if body.get("logprobs") else None
             usage = {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": len(tokens),
@@ -220,10 +229,10 @@ class FakeOpenAI:
             }
             if not (bool(body.get("stream")) and self.honor_stream):
                 leave()
-                return full_response(index, model, chat, "".join(tokens), finish, usage)
+                return full_response(index, model, chat, tokens, finish, usage, logprob)
             options = body.get("stream_options") or {}
             want_usage = self.send_usage and bool(options.get("include_usage"))
-            stream = stream_events(index, model, chat, tokens, finish, usage if want_usage else None)
+            stream = stream_events(index, model, chat, tokens, finish, usage if want_usage else None, logprob)
             midstream = fault if fault is not None and fault.kind in MIDSTREAM else None
             return await self._stream(request, index, model, stream, midstream, leave)
         finally:
