@@ -26,6 +26,7 @@ from aire.core.types import Estimate, ReliabilityBin
 
 BINS = 10
 RESAMPLES = 2000
+METHOD = "BCa"
 MIN_N = 10  # fewer scored pairs: the values alone, no interval
 
 
@@ -110,7 +111,7 @@ def calibration_metrics(
                 lambda drawn, f=f: f(rows(drawn)),
                 vectorized=False,
                 n_resamples=RESAMPLES,
-                method="BCa",
+                method=METHOD,
                 rng=np.random.default_rng(seed + i),
             )
         low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)

@@ -20,6 +20,7 @@ from aire.run import finalise, paired_data, prepare, prepare_shadow, run_shard, 
 from aire.stats.intervals import clustered_mean_ci, mean_ci
 from aire.stats.summary import summarise
 from aire.testing.fake_openai import FakeOpenAI
+from tests.conftest import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -168,11 +169,9 @@ async def test_an_offline_run_with_repeats_stores_every_request_and_reports_pass
 async def test_the_gate_treats_a_samples_repeats_as_one_cluster(tmp_path: Path, settings: Settings) -> None:
     repeated_suite(tmp_path, 3, n=40)
     async with FakeOpenAI(latency_s=0) as a, FakeOpenAI(latency_s=0, wrong_rate=0.2, seed=1) as b:
-        config = tmp_path / "aire.yaml"
-        config.write_text(
-            "endpoints:\n"
-            f"  champion: {{base_url: '{a.base_url}', model: fake}}\n"
-            f"  challenger: {{base_url: '{b.base_url}', model: fake}}\n"
+        fakes = {"champion": a, "challenger": b}
+        config = write_config(
+            tmp_path / "aire.yaml", {k: {"base_url": f.base_url, "model": "fake"} for k, f in fakes.items()}
         )
         settings = settings.model_copy(update={"config": config})
         kw: dict[str, Any] = {
