@@ -4,17 +4,22 @@ endpoint, which answers a score on a declared scale as JSON that validates again
 The judge is an endpoint of aire.yaml named in the suite (``judge: NAME``); its calls are cached in
 the store (aire.judges). A reply that does not validate, or a failed judge request, is NaN with the
 reason: counted apart, never a zero.
+
+``judge_repeats: r`` asks the judge r times per sample (sampled, one seed per repeat: see
+``aire.judges.repeats``) and scores the sample with the mean of the repeats that parsed.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+from statistics import fmean
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
 from aire.core.types import ChatMessage, Completion, Sample, Score
-from aire.judges import current_judge
+from aire.judges import ask_repeats, current_judge, explain_repeats
 from evaluators._text import references
 from evaluators.options import OptionError
 from evaluators.registry import evaluator
@@ -68,6 +73,7 @@ async def judge_rubric(
     labels: Annotated[list[str] | None, Field(min_length=2)] = None,
     scale_min: int = 1,
     scale_max: int = 5,
+    judge_repeats: Annotated[int, Field(ge=1)] = 1,
 ) -> Score:
     """A judge's score of the answer against a rubric, on a declared scale, normalised to [0, 1].
 
@@ -79,6 +85,9 @@ async def judge_rubric(
             no/yes as false/true): label i of n scores i / (n - 1).
         scale_min, scale_max: Without labels, an integer rating in this range, scored
             (rating - min) / (max - min).
+        judge_repeats: Ask the judge this many times per sample (at temperature 1, one seed per
+            repeat) and score the mean of the repeats that gave a verdict; the explanation lists
+            every repeat's verdict. 1: one greedy judgement.
     """
     refs = references(sample)
     prompt = template.format(
@@ -86,11 +95,19 @@ async def judge_rubric(
     )
     schema = _reply_schema(tuple(labels) if labels else None, scale_min, scale_max)
     asked = await current_judge(judge)
-    reply = await asked.ask([ChatMessage(role="user", content=prompt)], schema, template=template)
-    if reply.value is None:
-        return Score(explanation=reply.error)
-    if labels:
-        verdict = reply.value.verdict  # type: ignore[attr-defined]
-        return Score(value=labels.index(verdict) / (len(labels) - 1), explanation=f"judge: {verdict}")
-    rating = reply.value.score  # type: ignore[attr-defined]
-    return Score(value=(rating - scale_min) / (scale_max - scale_min), explanation=f"judge: {rating}")
+    messages = [ChatMessage(role="user", content=prompt)]
+    replies = await ask_repeats(asked, messages, schema, template=template, repeats=judge_repeats)
+    field = "verdict" if labels else "score"
+    verdicts = [None if r.value is None else getattr(r.value, field) for r in replies]
+    values = [
+        labels.index(v) / (len(labels) - 1) if labels else (v - scale_min) / (scale_max - scale_min)
+        for v in verdicts
+        if v is not None
+    ]
+    error = next((r.error for r in replies if r.value is None), None)
+    if judge_repeats == 1:
+        return Score(value=values[0], explanation=f"judge: {verdicts[0]}") if values else Score(explanation=error)
+    # One number per sample, however many repeats: the summary's and the gate's intervals count
+    # samples, so the repeats are clustered by sample by construction, and the judge's noise is part of
+    # each sample's score, hence of the between-sample spread those intervals are built from.
+    return Score(value=fmean(values) if values else math.nan, explanation=explain_repeats(verdicts, error))

@@ -107,10 +107,21 @@ def calibration_table(result: Calibration) -> Table:
 def calibration_lines(result: Calibration) -> list[str]:
     """What the calibration measured, a figure a line."""
     ci, acc = result.kappa_ci, result.accuracy_ci
-    return [
+    lines = [
         f"judge {result.judge} on {Path(result.labels_file).name} ({result.suite} / {result.evaluator}):",
         f"  Cohen's kappa {fmt(result.kappa)} (95% bootstrap CI {fmt(ci[0])} to {fmt(ci[1])})",
         f"  accuracy {fmt(result.accuracy)} (95% CI {fmt(acc[0])} to {fmt(acc[1])}), "
         f"{result.n_scored} scored of {result.n_labelled}, {result.n_unscored} unscored",
         f"  length bias: Spearman rho {fmt(result.length_bias)} (p {fmt(result.length_bias_p)})",
     ]
+    if result.position_bias is not None:
+        lines.append(
+            f"  position bias {fmt(result.position_bias)}: the same position in both orders on "
+            f"{result.n_position_bias} of {result.n_scored} pairs"
+        )
+    if result.self_agreement is not None:
+        lines.append(
+            f"  self-agreement {fmt(result.self_agreement)} over {result.judge_repeats} repeats: "
+            f"{result.n_split} of {result.n_self_agreement} items split (kappa is on the mean verdict)"
+        )
+    return lines

@@ -14,7 +14,13 @@ from aire.core.settings import get_settings
 
 
 def calibrate_cmd(
-    labels: Annotated[Path, typer.Option(help="Labelled answers (JSONL): a suite's rows plus response and label.")],
+    labels: Annotated[
+        Path,
+        typer.Option(
+            help="Labelled answers (JSONL): a suite's rows plus response and label "
+            "(a pairwise judge: response_a, response_b and a label A, B or tie)."
+        ),
+    ],
     judge: Annotated[
         str | None, typer.Option(help="Judge endpoint of aire.yaml (default: the one the evaluator names).")
     ] = None,
@@ -29,25 +35,34 @@ def calibrate_cmd(
     ] = None,
 ) -> None:
     """Ask the judge about every labelled answer; report accuracy, Cohen's kappa with a bootstrap CI, the
-    confusion matrix and length bias; record it (store + MLflow), keyed by the judge's identity."""
+    confusion matrix, length bias, a pairwise judge's position bias and, with judge_repeats, its
+    self-agreement; record it (store + MLflow), keyed by the judge's identity."""
     from aire.cli.console import RichReporter, calibration_lines, calibration_table, console
     from aire.core import set_reporter
     from aire.judges.calibrate import calibrate
-    from aire.run.setup import load_suite_with_evaluators
+    from aire.run.setup import bind_evaluator, load_suite_with_evaluators
     from aire.store import Store
     from aire.tracking.calibrations import log_calibration
 
     settings = get_settings()
     loaded, bound = load_suite_with_evaluators(settings, suite or str(labels.resolve().parent))
-    judged = [key for key, ev in bound.items() if "judge" in ev.requires and "labels" in ev.options]
-    key = evaluator or (judged[0] if len(judged) == 1 else None)
-    if key is None or key not in judged:
-        listed = ", ".join(judged) or "none"
+    judged = {key: ev for key, ev in bound.items() if "judge" in ev.requires and "labels" in ev.options}
+    # A suite's pairwise: judges too, bound as a shadow run binds them (same options, same judge identity).
+    spec_path = loaded.path / "suite.yaml"
+    paired = {
+        ref.key: bind_evaluator(ref, spec_path, f"pairwise[{i}]", settings)
+        for i, ref in enumerate(loaded.spec.pairwise)
+    }
+    paired = {key: ev for key, ev in paired.items() if "judge" in ev.requires}
+    candidates = {**judged, **paired}
+    key = evaluator or (next(iter(candidates)) if len(candidates) == 1 else None)
+    if key is None or key not in candidates:
+        listed = ", ".join(candidates) or "none"
         raise InputError(
-            f"choose the judged evaluator to calibrate with --evaluator (pointwise judges of this suite: {listed})",
+            f"choose the judged evaluator to calibrate with --evaluator (judges of this suite: {listed})",
             field="evaluator",
         )
-    chosen = bound[key]
+    chosen = candidates[key]
     if judge is not None:
         chosen = type(chosen)(spec=chosen.spec, options={**chosen.options, "judge": judge})
         from aire.client.config import load_config
@@ -56,7 +71,7 @@ def calibrate_cmd(
     store = Store(settings.resolved_store_url)
     set_reporter(RichReporter())
     try:
-        result = asyncio.run(calibrate(settings, store, loaded, key, chosen, labels))
+        result = asyncio.run(calibrate(settings, store, loaded, key, chosen, labels, pairwise=key in paired))
         record = result.model_dump(mode="json")
         run_id = log_calibration(settings, record)
         store.put_calibration(record, mlflow_run_id=run_id)

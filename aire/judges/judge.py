@@ -27,6 +27,9 @@ M = TypeVar("M", bound=BaseModel)
 # How a pairwise judgement that named the same position in both orders is explained (evaluators/pairwise.py):
 # the run counts such pairs as the judge's position bias.
 POSITION_BIAS = "position bias"
+# The temperature of a repeated judgement (``judge_repeats`` > 1): at 0 a judge repeats itself, so its
+# repeats would measure nothing; at 1 each repeat is a draw from the judge's own distribution.
+REPEAT_TEMPERATURE = 1.0
 
 
 class JudgeCache(Protocol):
@@ -99,14 +102,27 @@ class Judge:
         return self._formats[schema]
 
     async def ask(
-        self, messages: list[ChatMessage], schema: type[M], *, template: str, max_tokens: int | None = None
+        self,
+        messages: list[ChatMessage],
+        schema: type[M],
+        *,
+        template: str,
+        max_tokens: int | None = None,
+        repeat: int | None = None,
     ) -> JudgeReply[M]:
         """Ask once (or read the cached reply); ``template`` is the prompt template the messages came from.
 
         ``max_tokens`` bounds the reply (default: the judge's); a reply cut off there does not validate.
+        ``repeat`` (0, 1, ...): one of several judgements of the same prompt, sampled at
+        ``REPEAT_TEMPERATURE`` with the repeat as its seed. The seed is part of the prompt hash, so each
+        repeat has its own cache entry (not the first repeat's reply r times) and a rerun reads them all
+        back; without ``repeat`` the request is greedy and its cache key is what it always was.
         """
         params = GenerationParams(
-            temperature=0.0, max_tokens=max_tokens or self.max_tokens, response_format=self._response_format(schema)
+            temperature=0.0 if repeat is None else REPEAT_TEMPERATURE,
+            seed=repeat,
+            max_tokens=max_tokens or self.max_tokens,
+            response_format=self._response_format(schema),
         )
         judge_id = self.judge_id(template)
         prompt_hash = _sha256(

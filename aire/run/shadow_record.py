@@ -105,7 +105,10 @@ async def finalise_shadow(plan_id: str, *, n_requested: int, looks: list[Look]) 
     else:
         comparison = compare(data, alpha=plan.policy.alpha, fail_alpha=plan.policy.fail_alpha, seed=plan.seed)
     ruled = {r.metric for r in plan.policy.rules}
-    judges = judge_checks(plan.settings, plan.store, plan.evaluators) if plan.policy.min_kappa is not None else None
+    # The pairwise (agreement) metrics too: a judge_pairwise metric is judge-based, and its calibration
+    # (``aire judge calibrate`` on labelled pairs) is keyed by the same judge identity.
+    judged = {**plan.evaluators, **plan.agreement}
+    judges = judge_checks(plan.settings, plan.store, judged) if plan.policy.min_kappa is not None else None
     decision: Decision = decide(
         plan.policy, comparison.evidence(ruled), comparison.counts, plan.policy_sha256, judges=judges
     )

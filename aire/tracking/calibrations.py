@@ -19,6 +19,16 @@ def confusion_markdown(record: dict[str, Any]) -> str:
         f"kappa {record['kappa']:.3f} (95% CI {record['kappa_ci'][0]:.3f} to {record['kappa_ci'][1]:.3f}), "
         f"accuracy {record['accuracy']:.3f}, {record['n_scored']} scored, {record['n_unscored']} unscored",
         "",
+    ]
+    if record.get("position_bias") is not None:
+        lines += [f"position bias {record['position_bias']:.3f} ({record['n_position_bias']} pairs)", ""]
+    if record.get("self_agreement") is not None:
+        lines += [
+            f"self-agreement {record['self_agreement']:.3f} over {record['judge_repeats']} repeats "
+            f"({record['n_split']} of {record['n_self_agreement']} items split)",
+            "",
+        ]
+    lines += [
         "| human \\ judge | " + " | ".join(cats) + " |",
         "|---|" + "---|" * len(cats),
     ]
@@ -38,6 +48,10 @@ def log_calibration(settings: Settings, record: dict[str, Any]) -> str:
         "judge/n_unscored": float(record["n_unscored"]),
         "judge/length_bias": record["length_bias"],
     }
+    # Measured only for some judges (pairwise; judge_repeats > 1): absent, not NaN, for the others.
+    for name in ("position_bias", "self_agreement"):
+        if record.get(name) is not None:
+            metrics[f"judge/{name}"] = record[name]
     params = {
         "judge": record["judge"],
         "judge_id": record["judge_id"],
@@ -46,6 +60,8 @@ def log_calibration(settings: Settings, record: dict[str, Any]) -> str:
         "labels_file": record["labels_file"],
         "labels_sha256": record["labels_sha256"],
         "identity": record["identity"],
+        "kind": record.get("kind", "pointwise"),
+        "judge_repeats": record.get("judge_repeats", 1),
     }
     with recording(settings) as runs:
         run_id = runs.start(

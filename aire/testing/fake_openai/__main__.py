@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from aire.testing.fake_openai.answers import arith_verdict, arithmetic_answer
+from aire.testing.fake_openai.answers import always_a, arith_verdict, arithmetic_answer
 from aire.testing.fake_openai.faults import MIDSTREAM, Fault, fail_first
 from aire.testing.fake_openai.server import FakeOpenAI
 
@@ -33,9 +33,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--api-key", default=None, help="require this bearer key")
     p.add_argument(
         "--judge",
-        choices=["exact", "lenient"],
+        choices=["exact", "lenient", "position-a"],
         default=None,
-        help="answer as a judge of arith answers ({question}{answer}\\nCorrect?); lenient passes off-by-one",
+        help="answer as a judge of arith answers ({question}{answer}\\nCorrect?); lenient passes off-by-one; "
+        "position-a: a pairwise judge that always prefers answer A, whatever it says",
     )
     p.add_argument("--fail-first", type=int, default=0, help="inject a fault into the first N requests")
     p.add_argument("--fail-per-prompt", action="store_true", help="count --fail-first per prompt")
@@ -51,9 +52,10 @@ async def _serve(args: argparse.Namespace) -> None:
         fault = Fault(kind=args.fail_kind, status=args.fail_status, retry_after=args.retry_after)
         plan = fail_first(args.fail_first, fault, per_prompt=args.fail_per_prompt)
     answer = arithmetic_answer
-    if args.judge is not None:
-        lenient = args.judge == "lenient"
-        answer = functools.partial(arith_verdict, lenient=lenient)
+    if args.judge == "position-a":
+        answer = always_a
+    elif args.judge is not None:
+        answer = functools.partial(arith_verdict, lenient=args.judge == "lenient")
     srv = FakeOpenAI(
         answer=answer,
         host=args.host,

@@ -49,6 +49,11 @@ def arith_verdict(prompt: str, *, lenient: bool = False) -> str:
     return '{"verdict": "%s"}' % ("yes" if off == 0 or (lenient and off == 1) else "no")
 
 
+def always_a(prompt: str) -> str:
+    """A pairwise judge biased to the first position: it prefers answer A whichever answer is there."""
+    return '{"winner": "A"}'
+
+
 def wrong_answer(text: str) -> str:
     """A plausible wrong answer: the last integer plus one, or a different word."""
     m = _LAST_INT.search(text)
