@@ -91,3 +91,24 @@ def test_gate_fails_the_worse_model_on_real_vllm(
         mv.tags["endpoint"]: mv.tags["weights_digest"] for mv in client.search_model_versions("name = 'aire-model'")
     }
     assert tagged == {arm: digests[arm]["weights_sha256"] for arm in digests}
+
+
+def test_confidence_from_real_logprobs_separates_right_from_wrong(
+    config: Path, aire_env: Path, prefect_api: str
+) -> None:
+    """The degraded model's own token probabilities, asked for because the suite's confidence
+    evaluator needs them, calibrated against exact match: every answer gets a confidence, the wrong
+    answers are on average the less sure ones, and the run reports ECE with its interval and the
+    reliability diagram."""
+    assert main(["run", "offline", "--suite", "arith-confidence", "--endpoint", "challenger-worse"]) == 0
+    run = mlflow_run(aire_env, "arith-confidence@challenger-worse")
+    mc = mlflow_client(aire_env)
+    table = mc.load_table("samples.json", run_ids=[run.info.run_id])
+    assert table["score.confidence"].between(0, 1).all() and table["score.confidence"].notna().all()
+    right = table[table["score.exact_match"] == 1.0]
+    wrong = table[table["score.exact_match"] == 0.0]
+    assert len(right) + len(wrong) == 200 and len(wrong) >= 20
+    assert right["score.confidence"].mean() > wrong["score.confidence"].mean() + 0.1
+    m = run.data.metrics
+    assert 0 <= m["confidence/ece"] < 0.5 and m["confidence/accuracy_at_coverage_0.8"] >= m["exact_match/mean"]
+    assert {"reliability.png", "report.md"} <= {a.path for a in mc.list_artifacts(run.info.run_id)}
