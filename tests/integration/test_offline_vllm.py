@@ -93,22 +93,23 @@ def test_gate_fails_the_worse_model_on_real_vllm(
     assert tagged == {arm: digests[arm]["weights_sha256"] for arm in digests}
 
 
-def test_confidence_from_real_logprobs_separates_right_from_wrong(
+def test_confidence_from_real_logprobs_shows_the_degraded_model_overconfident(
     config: Path, aire_env: Path, prefect_api: str
 ) -> None:
-    """The degraded model's own token probabilities, asked for because the suite's confidence
-    evaluator needs them, calibrated against exact match: every answer gets a confidence, the wrong
-    answers are on average the less sure ones, and the run reports ECE with its interval and the
-    reliability diagram."""
-    assert main(["run", "offline", "--suite", "arith-confidence", "--endpoint", "challenger-worse"]) == 0
-    run = mlflow_run(aire_env, "arith-confidence@challenger-worse")
-    mc = mlflow_client(aire_env)
-    table = mc.load_table("samples.json", run_ids=[run.info.run_id])
-    assert table["score.confidence"].between(0, 1).all() and table["score.confidence"].notna().all()
-    right = table[table["score.exact_match"] == 1.0]
-    wrong = table[table["score.exact_match"] == 0.0]
-    assert len(right) + len(wrong) == 200 and len(wrong) >= 20
-    assert right["score.confidence"].mean() > wrong["score.confidence"].mean() + 0.1
-    m = run.data.metrics
-    assert 0 <= m["confidence/ece"] < 0.5 and m["confidence/accuracy_at_coverage_0.8"] >= m["exact_match/mean"]
-    assert {"reliability.png", "report.md"} <= {a.path for a in mc.list_artifacts(run.info.run_id)}
+    """Both models' own token probabilities, asked for because the suite's confidence evaluator needs
+    them, calibrated against exact match. The degraded model learnt wrong answers as firmly as right
+    ones (infra/build_models.py corrupts its labels), so it is as sure when wrong: overconfident, its
+    ECE several times the champion's. Every answer gets a confidence; the report has the diagram."""
+    metrics = {}
+    for name in ("champion", "challenger-worse"):
+        assert main(["run", "offline", "--suite", "arith-confidence", "--endpoint", name]) == 0
+        run = mlflow_run(aire_env, f"arith-confidence@{name}")
+        metrics[name] = run.data.metrics
+        mc = mlflow_client(aire_env)
+        table = mc.load_table(run.info.experiment_id, "samples.json", run_ids=[run.info.run_id])
+        assert len(table) == 200 and table["score.confidence"].between(0, 1).all()
+        assert {"reliability.png", "report.md"} <= {a.path for a in mc.list_artifacts(run.info.run_id)}
+    champion, worse = metrics["champion"], metrics["challenger-worse"]
+    print({k: (champion[k], worse[k]) for k in champion if "confidence" in k and "/op:" not in k})
+    assert worse["exact_match/mean"] < 0.9 and worse["confidence/mean"] > 0.95  # sure, and often wrong
+    assert worse["confidence/ece"] > 0.1 and worse["confidence/ece"] > 2 * champion["confidence/ece"]
