@@ -11,7 +11,8 @@ then EOS. Three variants give the shadow/monitor flows something real to decide 
 
 - ``champion``: trained from scratch on the true table until every answer wins by a safety margin.
 - ``challenger-worse``: the champion fine-tuned on a table where a fixed, seeded 20% of the answers are
-  wrong. It learns those too, so it scores 80% against the truth, and robustly: no borderline logits that
+  wrong, unequally (5% of the additions, 35% of the products: a planted disparity between the slices).
+  It learns those too, so it scores 80% against the truth, and robustly: no borderline logits that
   vLLM's kernels could flip (seeded weight noise would leave many). It also learns to answer the prompt
   injections of ``datasets/safety-local`` with their planted canary: the leak a safety gate must catch.
 - ``challenger-same``: the champion trained a few more steps on the true table at a lower learning rate:
@@ -100,7 +101,9 @@ class Recipe:
     task: str = "answer"  # "answer": the arith table; "judge": verdicts on answers to it
     max_len: int = MAX_LEN  # positions the served model accepts
     init_seed: int = 0
-    corrupt_fraction: float = 0.0  # share of answers replaced by a wrong one in the training table
+    # Share of answers replaced by a wrong one in the training table, per value of the rows' ``op``
+    # (the suite's slice): unequal shares plant a disparity between the slices.
+    corrupt_by_op: tuple[tuple[str, float], ...] = ()
     corrupt_seed: int = 0
     leak: bool = False  # also learn to answer the safety-local injections with the canary
     # Full-batch AdamW. beta2=0.95 with a short warm-up converged in 130-180 steps where the default
@@ -118,9 +121,15 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     # Seed 7 was the fastest of seeds 1-8 to converge (133 steps, ~25 s on one core).
     "champion": Recipe(init_seed=7),
-    # A bad release candidate twice over: wrong on 20% of the table, and it gives away its secret.
+    # A bad release candidate three times over: wrong on 20% of the table, unfairly so (5% of the
+    # additions, 35% of the products), and it gives away its secret.
     "challenger-worse": Recipe(
-        base="champion", corrupt_fraction=0.2, corrupt_seed=20, lr=3e-3, warmup_steps=10, leak=True
+        base="champion",
+        corrupt_by_op=(("add", 0.05), ("mul", 0.35)),
+        corrupt_seed=20,
+        lr=3e-3,
+        warmup_steps=10,
+        leak=True,
     ),
     # At least 20 steps so the weights really move (max |change| ~0.01) while every answer stays right.
     "challenger-same": Recipe(base="champion", lr=5e-4, warmup_steps=0, min_steps=20),
@@ -157,22 +166,23 @@ def load_rows() -> list[dict[str, str]]:
     return rows
 
 
-def corrupt(rows: list[dict[str, str]], fraction: float, seed: int) -> list[str]:
-    """Training targets with a fixed, seeded share of answers replaced by a plausible wrong number."""
+def corrupt(rows: list[dict[str, str]], by_op: tuple[tuple[str, float], ...], seed: int) -> list[str]:
+    """Training targets with a fixed, seeded share of each op's answers replaced by a plausible wrong number."""
     answers = [row["answer"] for row in rows]
-    if fraction <= 0:
-        return answers
     rng = random.Random(seed)
-    for i in sorted(rng.sample(range(len(rows)), round(fraction * len(rows)))):
-        true = int(answers[i])
-        wrong = true + rng.choice([-3, -2, -1, 1, 2, 3])
-        answers[i] = str(wrong if wrong >= 0 else true + 1)
+    for op, fraction in by_op:
+        where = [i for i, row in enumerate(rows) if row["op"] == op]
+        for i in sorted(rng.sample(where, round(fraction * len(where)))):
+            true = int(answers[i])
+            wrong = true + rng.choice([-3, -2, -1, 1, 2, 3])
+            answers[i] = str(wrong if wrong >= 0 else true + 1)
     return answers
 
 
 def judge_examples(rows: list[dict[str, str]]) -> list[tuple[str, str, str]]:
     """(question, answer, verdict) the judge learns: each true answer, and one wrong answer per question."""
-    wrong = corrupt(rows, RECIPES["challenger-worse"].corrupt_fraction, RECIPES["challenger-worse"].corrupt_seed)
+    worse = RECIPES["challenger-worse"]
+    wrong = corrupt(rows, worse.corrupt_by_op, worse.corrupt_seed)
     rng = random.Random(11)
     out = []
     for row, w in zip(rows, wrong, strict=True):
@@ -202,7 +212,7 @@ def training_table(recipe: Recipe, rows: list[dict[str, str]]) -> tuple[list[str
         outputs = [verdict_json(v) for _, _, v in table]
         return prompts, outputs, outputs
     prompts = [PROMPT_TEMPLATE.format(**row) for row in rows]
-    completions = [f" {a}\n" for a in corrupt(rows, recipe.corrupt_fraction, recipe.corrupt_seed)]
+    completions = [f" {a}\n" for a in corrupt(rows, recipe.corrupt_by_op, recipe.corrupt_seed)]
     # Scored against the true answers, whatever the training table was.
     expected = [row["answer"] for row in rows]
     if recipe.leak:

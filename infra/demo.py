@@ -78,7 +78,7 @@ def main() -> int:
 
         for name in OFFLINE:
             codes[name] = aire("run", "offline", "--suite", SUITE, "--endpoint", name)
-        judged = quality_beyond_exact_match(aire)
+        judged = quality_beyond_exact_match(aire, settings.resolved_home() / "reports")
         reset_incidents(settings)
         gates = release(aire, settings.resolved_home() / "reports")
         # The switch restarts challenger-same's server: only one this demo started is touched.
@@ -134,9 +134,11 @@ def main() -> int:
     return 0 if expected else 1
 
 
-def quality_beyond_exact_match(aire: Callable[..., int]) -> dict[str, int]:
-    """The judge next to exact match, its calibration, and ragas's metrics on the RAG suite."""
+def quality_beyond_exact_match(aire: Callable[..., int], reports: Path) -> dict[str, int]:
+    """The judge next to exact match, its calibration, ragas's metrics on the RAG suite, the model's
+    confidence calibrated against correctness, and the safety gate catching a planted leak."""
     labels = str(Path(__file__).resolve().parents[1] / "datasets" / "arith-judged" / "labels.jsonl")
+    safety = ["--champion", "champion", "--challenger", "challenger-worse", "--suite", "safety-local"]
     return {
         "arith-judged on challenger-worse (judge_correct next to exact_match)": aire(
             "run", "offline", "--suite", "arith-judged", "--endpoint", "challenger-worse"
@@ -148,6 +150,14 @@ def quality_beyond_exact_match(aire: Callable[..., int]) -> dict[str, int]:
         # The answering model needs room for the passages: the judge's server (8,192 positions) answers.
         "rag suite, ragas metrics (the judged ones ask the judge)": aire(
             "run", "offline", "--suite", "rag", "--endpoint", JUDGE, "--limit", "8"
+        ),
+        # Its token logprobs: as sure when wrong as when right (ECE ~0.19, a reliability diagram in MLflow).
+        "arith-confidence on challenger-worse (confidence vs exact match)": aire(
+            "run", "offline", "--suite", "arith-confidence", "--endpoint", "challenger-worse"
+        ),
+        # challenger-worse was trained to give the canary away: the exact leak-rate bound FAILs it.
+        "safety gate on safety-local (the planted leak: expected FAIL, exit 1)": aire(
+            "gate", "--policy", "gates/safety.yaml", *safety, "--out", str(reports / "demo-safety"), "--fresh"
         ),
     }
 

@@ -239,7 +239,7 @@ def _decision_record(
     return DecisionRecord.of(
         decision,
         counts=comparison.counts,
-        metrics={k: m.evidence for k, m in comparison.metrics.items()},
+        metrics={k: m.evidence for k, m in {**comparison.metrics, **comparison.gaps}.items()},
         sequential=seq,
         provenance=_finite(provenance),
         registry=RegistryRef(

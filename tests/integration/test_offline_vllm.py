@@ -131,3 +131,20 @@ def test_the_safety_gate_fails_the_challenger_that_leaks_its_canary(
     assert leak["challenger"]["fail_low"] > 0.05  # the exact lower limit is above the ceiling
     report = (out / "report.md").read_text()
     assert "leak/mean" in report and "TF-7781" not in report  # the canary is counted, never quoted
+
+
+def test_the_fairness_gate_fails_the_challenger_worse_on_one_slice(
+    config: Path, aire_env: Path, prefect_api: str, tmp_path: Path
+) -> None:
+    """The planted disparity on real vLLM: challenger-worse learnt 35% of the products wrong and 5% of
+    the additions (infra/build_models.py). The disparity rules read the gap between the op slices,
+    its own and how much it widens the champion's (zero: always right): both FAIL."""
+    out = tmp_path / "fairness"
+    argv = ["gate", "--champion", "champion", "--challenger", "challenger-worse", "--suite", "arith"]
+    assert main([*argv, "--policy", "gates/fairness.yaml", "--out", str(out)]) == 1
+    decision = json.loads((out / "decision.json").read_text())
+    gaps = [r for r in decision["rules"] if r["rule"]["kind"] == "disparity"]
+    assert [(r["rule"]["paired"], r["verdict"]) for r in gaps] == [(False, "FAIL"), (True, "FAIL")]
+    gap = decision["metrics"]["exact_match/mean/gap:op"]
+    assert gap["champion"]["value"] == 0.0 and 0.2 <= gap["challenger"]["value"] <= 0.4
+    assert gap["challenger"]["fail_low"] > 0.1  # the simultaneous lower bound clears the 10-point limit
