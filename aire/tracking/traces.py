@@ -391,7 +391,10 @@ def _write_bulk(store: Any, experiment_id: str, traces: Sequence[_Trace]) -> Non
             (SqlSpan, span_rows),
         ):
             if values:
-                session.execute(insert(model.__table__), values)
+                # One executemany takes its columns from the first row: give every row every key
+                # (a failed sample's trace has no token columns; the next one's would be dropped).
+                keys = {k for v in values for k in v}
+                session.execute(insert(model.__table__), [{k: v.get(k) for k in keys} for v in values])
 
 
 def _preview(inputs: dict[str, Any]) -> str:
