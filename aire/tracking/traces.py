@@ -62,7 +62,9 @@ def _endpoint_of(params: dict[str, Any]) -> dict[str, Any]:
     return {"endpoint": name, "served_model": source.get("served_model"), "model_version": source.get("model_version")}
 
 
-def _ns(t: datetime) -> int:
+def _ns(t: datetime | None) -> int:
+    if t is None:  # a row built in memory, never stored: it ended about now
+        t = datetime.now(UTC)
     if t.tzinfo is None:  # the store keeps UTC; SQLite may hand it back naive
         t = t.replace(tzinfo=UTC)
     return int(t.timestamp() * 1e9)
