@@ -24,7 +24,7 @@ demo: install
 	$(BIN)/python infra/demo.py
 
 # Unit tests (fake OpenAI server) and integration tests (real vLLM, MLflow, Prefect, Prometheus).
-# Prometheus and promtool, and PostgreSQL (the store's tests run on SQLite and on a throwaway PostgreSQL
+# Prometheus and promtool, Chromium (a headless screenshot of MLflow's UI), and PostgreSQL (the store's tests run on SQLite and on a throwaway PostgreSQL
 # cluster), come from Debian's packages: installed here when missing and root (CI starts from a fresh
 # Debian machine); otherwise their tests skip and say why.
 test: install
@@ -39,6 +39,12 @@ test: install
 	    echo "==> installing Debian's postgresql (the store tests start a throwaway cluster on 127.0.0.1)"; \
 	    apt-get update -q; DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; \
 	  else echo "postgresql missing and not root: the store's PostgreSQL cases will skip (apt-get install -y postgresql)"; fi; \
+	fi
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" -eq 0 ]; then \
+	    echo "==> installing Debian's chromium (headless screenshots of MLflow's evaluation view)"; \
+	    apt-get update -q; DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; \
+	  else echo "chromium missing and not root: the MLflow browser test will skip (apt-get install -y chromium)"; fi; \
 	fi
 	$(BIN)/ruff check .
 	$(BIN)/aire models build

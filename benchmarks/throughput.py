@@ -5,7 +5,8 @@ aire rounds and reporting medians:
 
 (a) the fake OpenAI server with a fixed 50 ms latency, 2,000 samples, concurrency 32;
 (b) the real local vLLM (champion) on the arith suite (its 200 prompts repeated 5x), concurrency 16;
-plus the wall time of the whole ``aire run offline`` command, the fixed overhead of one flow run
+plus the wall time of the whole ``aire run offline`` command (and its cost of a trace per sample:
+traced vs AIRE_TRACE_SAMPLES=0), the fixed overhead of one flow run
 against a running Prefect server and with the temporary one, and what a bare command imports.
 
 Only 127.0.0.1 is contacted. Usage, from the repository root: ``python -m benchmarks.throughput [--quick]``
@@ -279,6 +280,7 @@ def main() -> int:
             f"{results['cli_one_ephemeral_s']:.2f} s temporary",
             flush=True,
         )
+        results["tracing"] = bench_tracing(cli, server_env, rounds)
         if not args.skip_harnesses:
             results["harnesses"] = bench_harnesses(suite, n_fake, fake_url, results["cli_server_s"], rounds)
 
@@ -292,6 +294,29 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     print("\nRESULTS " + json.dumps(results, default=str))
     return 0
+
+
+def bench_tracing(cli: list[str], env: dict[str, str], rounds: int) -> dict[str, float]:
+    """The whole `aire run offline` (N = 1,000, c=32) with every sample traced (the default) and with
+    tracing off (AIRE_TRACE_SAMPLES=0), alternated in one run; the goal is a ratio <= 1.10."""
+    on, off = [], []
+    for _ in range(max(3, rounds)):
+        settle()
+        off.append(aire_command([*cli, "--concurrency", "32"], {**env, "AIRE_TRACE_SAMPLES": "0"}))
+        settle()
+        on.append(aire_command([*cli, "--concurrency", "32"], {**env, "AIRE_TRACE_SAMPLES": "all"}))
+    out = {
+        "traced_s": statistics.median(on),
+        "untraced_s": statistics.median(off),
+        "ratio": statistics.median(a / b for a, b in zip(on, off, strict=True)),
+    }
+    print(
+        f"whole `aire run offline` with a trace per sample vs none: {out['traced_s']:.2f} s vs "
+        f"{out['untraced_s']:.2f} s -> ratio {out['ratio']:.3f} (goal <= 1.10; paired rounds, "
+        f"traced {[round(x, 2) for x in on]}, untraced {[round(x, 2) for x in off]})",
+        flush=True,
+    )
+    return out
 
 
 def bench_harnesses(suite: Path, n: int, base_url: str, aire_wall: float, rounds: int) -> dict[str, object]:

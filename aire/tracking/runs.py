@@ -23,7 +23,7 @@ from aire.core.errors import TrackingError
 from aire.core.settings import Settings
 from aire.core.types import Sample, Summary
 from aire.gate import reliability
-from aire.tracking import recorder
+from aire.tracking import recorder, traces
 from aire.tracking.recorder import recorded
 from aire.tracking.report import markdown
 
@@ -146,6 +146,12 @@ class Runs:
         self._experiment: str | None = None
 
     @property
+    def experiment_id(self) -> str:
+        if self._experiment is None:
+            self._experiment = experiment_id(self.settings, self.client)
+        return self._experiment
+
+    @property
     def client(self) -> MlflowClient:
         if self._client is None:
             self._client = client(self.settings)
@@ -200,6 +206,7 @@ def _log_results(
     mc: MlflowClient,
     run_id: str,
     *,
+    experiment: str,
     run_name: str,
     params: dict[str, Any],
     summary: Summary,
@@ -208,8 +215,16 @@ def _log_results(
     samples: dict[str, Sample],
     score_keys: Sequence[str],
 ) -> None:
-    """Params, metrics, per-sample table, summary.json and report.md of one endpoint's results."""
+    """Params, metrics, per-sample table, summary.json and report.md of one endpoint's results, a trace
+    per sample and the suite as the run's dataset (aire.tracking.traces: MLflow's GenAI views)."""
     _log_params_metrics(mc, run_id, params, summary.flat())
+    traces.log_traces(mc, experiment, run_id, rows=rows, samples=samples, score_keys=score_keys, params=params)
+    suite = params.get("suite")
+    version = params.get("suite_version") or params.get("source_version")
+    if suite and version:
+        traces.log_dataset(
+            mc, run_id, name=str(suite), version=str(version), samples=samples, source=params.get("suite_path")
+        )
     mc.log_table(run_id, data=samples_frame(rows, samples, score_keys), artifact_file="samples.json")
     mc.log_dict(
         run_id, {"summary": summary.model_dump(mode="json"), "floors": floors, "params": params}, "summary.json"
@@ -245,6 +260,7 @@ def log_offline_run(
         _log_results(
             runs.client,
             run_id,
+            experiment=runs.experiment_id,
             run_name=run_name,
             params=params,
             summary=summary,
@@ -313,6 +329,7 @@ def log_comparison(
             _log_results(
                 mc,
                 child,
+                experiment=runs.experiment_id,
                 run_name=record.run_name,
                 params=record.params,
                 summary=record.summary,
