@@ -304,7 +304,9 @@ def bench_tracing(cli: list[str], env: dict[str, str], rounds: int) -> dict[str,
         settle()
         off.append(aire_command([*cli, "--concurrency", "32"], {**env, "AIRE_TRACE_SAMPLES": "0"}))
         settle()
-        on.append(aire_command([*cli, "--concurrency", "32"], {**env, "AIRE_TRACE_SAMPLES": "all"}))
+        on.append(
+            aire_command([*cli, "--concurrency", "32"], {k: v for k, v in env.items() if k != "AIRE_TRACE_SAMPLES"})
+        )
     out = {
         "traced_s": statistics.median(on),
         "untraced_s": statistics.median(off),

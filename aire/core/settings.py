@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # back within 2 canaries only about a third of the time; at 300, >= 90% of the time
     # (tests/unit/test_canary_escalation.py). A smaller suite caps it.
     canary_size: int = Field(300, ge=1, description="Inputs per scheduled canary (rotating through the suite).")
+    trace_samples: int | None = Field(
+        None, ge=0, description="Samples of a run logged as MLflow traces (unset: all; 0: none)."
+    )
     models: Path | None = Field(None, description="Built local models; default <home>/models.")
     vllm_venv: Path | None = Field(None, description="vLLM's own virtual environment; default <home>/venvs/vllm.")
 

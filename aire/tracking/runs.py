@@ -214,11 +214,15 @@ def _log_results(
     rows: Sequence[ResultRow],
     samples: dict[str, Sample],
     score_keys: Sequence[str],
+    trace_samples: int | None,
 ) -> None:
     """Params, metrics, per-sample table, summary.json and report.md of one endpoint's results, a trace
-    per sample and the suite as the run's dataset (aire.tracking.traces: MLflow's GenAI views)."""
+    per sample (up to ``trace_samples``, None: all) and the suite as the run's dataset
+    (aire.tracking.traces: MLflow's GenAI views)."""
     _log_params_metrics(mc, run_id, params, summary.flat())
-    traces.log_traces(mc, experiment, run_id, rows=rows, samples=samples, score_keys=score_keys, params=params)
+    traces.log_traces(
+        mc, experiment, run_id, rows=rows, samples=samples, score_keys=score_keys, params=params, limit=trace_samples
+    )
     suite = params.get("suite")
     version = params.get("suite_version") or params.get("source_version")
     if suite and version:
@@ -268,6 +272,7 @@ def log_offline_run(
             rows=rows,
             samples=samples,
             score_keys=score_keys,
+            trace_samples=settings.trace_samples,
         )
         passed = all(f["passed"] for f in floors)
         runs.client.log_batch(run_id, tags=[RunTag("aire.floors", "pass" if passed else "fail")])
@@ -337,6 +342,7 @@ def log_comparison(
                 rows=record.rows,
                 samples=samples,
                 score_keys=score_keys,
+                trace_samples=settings.trace_samples,
             )
         metrics: dict[str, float] = {"n_pairs": float(comparison.counts.n_pairs)}
         for name, m in comparison.metrics.items():

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import secrets
 import warnings
 from collections.abc import Sequence
@@ -35,23 +34,9 @@ if TYPE_CHECKING:
 
     from aire.store.schema import ResultRow
 
-# How many samples of a run are traced: all by default; 0 turns tracing off. Read per call, so a
-# benchmark can compare both in one process.
-TRACE_SAMPLES_ENV = "AIRE_TRACE_SAMPLES"
 SAMPLE_ID_TAG = "aire.sample_id"
 _SPAN_CHUNK = 500  # spans per log_spans call: one transaction each, bounded statement size
 _LINK_CHUNK = 100  # MLflow's own batch size for link_traces_to_run (mlflow.genai.utils.trace_utils)
-
-
-def trace_limit() -> int | None:
-    """How many samples to trace (None: all), from AIRE_TRACE_SAMPLES."""
-    raw = os.environ.get(TRACE_SAMPLES_ENV, "").strip().lower()
-    if raw in ("", "all"):
-        return None
-    try:
-        return max(0, int(raw))
-    except ValueError as exc:
-        raise ValueError(f"{TRACE_SAMPLES_ENV} must be 'all' or a whole number, not {raw!r}") from exc
 
 
 def _endpoint_of(params: dict[str, Any]) -> dict[str, Any]:
@@ -154,11 +139,11 @@ def build_traces(
     samples: dict[str, Sample],
     score_keys: Sequence[str],
     params: dict[str, Any],
+    limit: int | None = None,
 ) -> list[_Trace]:
-    """The traces of up to AIRE_TRACE_SAMPLES result rows, nothing written yet."""
+    """The traces of up to ``limit`` result rows (None: all; ``Settings.trace_samples``), nothing written yet."""
     from mlflow.entities import TraceInfo, TraceLocation, TraceState
 
-    limit = trace_limit()
     endpoint = _endpoint_of(params)
     location = TraceLocation.from_experiment_id(experiment_id)
     out: list[_Trace] = []
@@ -259,12 +244,15 @@ def log_traces(
     samples: dict[str, Sample],
     score_keys: Sequence[str],
     params: dict[str, Any],
+    limit: int | None = None,
 ) -> list[str]:
-    """One trace per result row (up to AIRE_TRACE_SAMPLES), linked to ``run_id``; returns the trace ids."""
+    """One trace per result row (up to ``limit``; None: all), linked to ``run_id``; returns the trace ids."""
     from mlflow.entities import Span
     from mlflow.tracing.client import TracingClient
 
-    traces = build_traces(experiment_id, run_id, rows=rows, samples=samples, score_keys=score_keys, params=params)
+    traces = build_traces(
+        experiment_id, run_id, rows=rows, samples=samples, score_keys=score_keys, params=params, limit=limit
+    )
     if not traces:
         return []
     tracing = TracingClient(mc.tracking_uri)

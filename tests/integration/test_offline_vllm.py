@@ -147,4 +147,4 @@ def test_the_fairness_gate_fails_the_challenger_worse_on_one_slice(
     assert [(r["rule"]["paired"], r["verdict"]) for r in gaps] == [(False, "FAIL"), (True, "FAIL")]
     gap = decision["metrics"]["exact_match/mean/gap:op"]
     assert gap["champion"]["value"] == 0.0 and 0.2 <= gap["challenger"]["value"] <= 0.4
-    assert gap["challenger"]["fail_low"] > 0.1  # the simultaneous lower bound clears the 10-point limit
+    assert gap["challenger"]["fail_low"] > 0.05  # the simultaneous lower bound clears the 5-point limit

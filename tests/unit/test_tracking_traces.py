@@ -128,14 +128,11 @@ async def test_a_comparisons_two_arms_are_traced_under_the_same_sample_ids(setti
     assert ids["shadow-champion"] == ids["shadow-challenger"] and len(ids["shadow-champion"]) > 0
 
 
-async def test_aire_trace_samples_caps_or_turns_off_tracing(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_aire_trace_samples_caps_or_turns_off_tracing(settings: Settings, tmp_path: Path) -> None:
+    assert Settings(_env_file=None).trace_samples is None  # unset: every sample is traced
     async with FakeOpenAI(latency_s=0) as fake:
-        monkeypatch.setenv("AIRE_TRACE_SAMPLES", "5")
-        capped = await _offline(settings, tmp_path, fake, limit=12)
-        monkeypatch.setenv("AIRE_TRACE_SAMPLES", "0")
-        off = await _offline(settings, tmp_path, fake, limit=12)
+        capped = await _offline(settings.model_copy(update={"trace_samples": 5}), tmp_path, fake, limit=12)
+        off = await _offline(settings.model_copy(update={"trace_samples": 0}), tmp_path, fake, limit=12)
     assert len(_traces(settings, capped.mlflow_run_id)) == 5
     assert _traces(settings, off.mlflow_run_id) == []
 
