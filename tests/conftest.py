@@ -122,6 +122,27 @@ def write_config(path: Path, endpoints: dict[str, dict[str, object]]) -> Path:
     return path
 
 
+async def fake_gate(settings: Settings, tmp_path: Path, fakes: dict[str, Any], suite: str, **endpoint: object) -> Any:
+    """The fixed-n gate (gates/default.yaml) of ``fakes["challenger"]`` against ``fakes["champion"]``
+    (FakeOpenAI servers) on ``suite``, in process; ``endpoint`` adds fields to both aire.yaml entries.
+    Returns the ShadowResult; the report is in ``tmp_path / "out"``."""
+    from aire.run import finalise_shadow, prepare_shadow, send_in_looks, sending_pairs
+
+    bodies = {k: {"base_url": f.base_url, "model": "fake", **endpoint} for k, f in fakes.items()}
+    settings = settings.model_copy(update={"config": write_config(tmp_path / "aire.yaml", bodies)})
+    plan = await prepare_shadow(
+        settings,
+        policy=REPO / "gates" / "default.yaml",
+        champion="champion",
+        challenger="challenger",
+        suite=suite,
+        out_dir=tmp_path / "out",
+    )
+    async with sending_pairs(plan):
+        n_requested, looks = await send_in_looks(plan.id, warmup=0)
+    return await finalise_shadow(plan.id, n_requested=n_requested, looks=looks)
+
+
 @pytest.fixture(scope="session")
 def fake_server() -> Iterator[str]:
     """A fake OpenAI server in its own process (so in-process CLI runs can block on it).

@@ -18,13 +18,12 @@ from aire.core.errors import SuiteError
 from aire.core.settings import Settings
 from aire.core.types import ChatMessage, Completion, GenerationParams, Sample
 from aire.data.suites import load_suite
-from aire.run import finalise, prepare, prepare_shadow, run_shard, send_in_looks, sending, sending_pairs
+from aire.run import finalise, prepare, run_shard, sending
 from aire.run.rescore import rescore
-from aire.run.shadow_record import finalise_shadow
 from aire.stats.calibration import calibration_metrics, expected_calibration_error, reliability, selective_accuracy
 from aire.testing.fake_openai import FakeOpenAI
 from evaluators.confidence import confidence
-from tests.conftest import mlflow_client, write_config
+from tests.conftest import fake_gate, mlflow_client
 
 ROOT = Path(__file__).resolve().parents[2]
 SURE, UNSURE = 0.95, 0.45  # the fake's token probability for right and for wrong answers (off bin edges)
@@ -172,20 +171,7 @@ async def test_the_gate_report_shows_both_arms_reliability(tmp_path: Path, setti
         FakeOpenAI(latency_s=0, token_probs=(SURE, UNSURE)) as a,
         FakeOpenAI(latency_s=0, wrong_rate=0.3, seed=2, token_probs=(0.75, 0.75)) as b,
     ):
-        fakes = {"champion": a, "challenger": b}
-        bodies = {k: {"base_url": f.base_url, "model": "fake"} for k, f in fakes.items()}
-        settings = settings.model_copy(update={"config": write_config(tmp_path / "aire.yaml", bodies)})
-        plan = await prepare_shadow(
-            settings,
-            policy=ROOT / "gates" / "default.yaml",
-            champion="champion",
-            challenger="challenger",
-            suite="arith-confidence",
-            out_dir=tmp_path / "out",
-        )
-        async with sending_pairs(plan):
-            n_requested, looks = await send_in_looks(plan.id, warmup=0)
-        await finalise_shadow(plan.id, n_requested=n_requested, looks=looks)
+        await fake_gate(settings, tmp_path, {"champion": a, "challenger": b}, "arith-confidence")
     report = (tmp_path / "out" / "report.md").read_text()
     assert (tmp_path / "out" / "reliability.png").stat().st_size > 0
     assert "## Calibration" in report

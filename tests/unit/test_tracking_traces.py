@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 
 from aire.core.settings import Settings
-from aire.run import finalise, prepare, prepare_shadow, run_shard, send_in_looks, sending, sending_pairs
-from aire.run.shadow_record import finalise_shadow
+from aire.run import finalise, prepare, run_shard, sending
 from aire.testing.fake_openai import FakeOpenAI
 from aire.testing.fake_openai.faults import Fault
-from tests.conftest import mlflow_client, write_config
+from tests.conftest import fake_gate, mlflow_client, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "sk-aire-test-secret-0123456789"
@@ -97,22 +96,9 @@ async def test_an_offline_run_logs_one_trace_per_sample_with_spans_and_assessmen
 
 async def test_a_comparisons_two_arms_are_traced_under_the_same_sample_ids(settings: Settings, tmp_path: Path) -> None:
     async with FakeOpenAI(latency_s=0) as a, FakeOpenAI(latency_s=0, wrong_rate=0.3, seed=2) as b:
-        bodies = {
-            k: {"base_url": f.base_url, "model": "fake", "api_key_env": "AIRE_TEST_KEY"}
-            for k, f in {"champion": a, "challenger": b}.items()
-        }
-        settings = settings.model_copy(update={"config": write_config(tmp_path / "aire.yaml", bodies)})
-        plan = await prepare_shadow(
-            settings,
-            policy=ROOT / "gates" / "default.yaml",
-            champion="champion",
-            challenger="challenger",
-            suite="arith",
-            out_dir=tmp_path / "out",
+        result = await fake_gate(
+            settings, tmp_path, {"champion": a, "challenger": b}, "arith", api_key_env="AIRE_TEST_KEY"
         )
-        async with sending_pairs(plan):
-            n_requested, looks = await send_in_looks(plan.id, warmup=0)
-        result = await finalise_shadow(plan.id, n_requested=n_requested, looks=looks)
     mc = mlflow_client(settings.home)
     parent = mc.get_run(result.mlflow_run_id)
     arms = mc.search_runs(
