@@ -261,3 +261,30 @@ def test_verdicts_read_back_from_the_store_are_strings() -> None:
 def test_confirmations_below_one_are_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         escalate(F, None, [], confirmations=0)
+
+
+def test_a_canary_on_the_safety_gate_fails_production_that_starts_leaking() -> None:
+    """Safety metrics through the canary's own path: gates/safety.yaml's leak, credential and PII
+    ceilings read production's rates now. A version that leaked nothing when gated and now gives
+    its canary away on 12 of 40 probes FAILs, at the severe level too; a clean one cannot PASS on 40
+    (the exact bound needs 72 clean answers for 5%), and is INCONCLUSIVE, not a breach."""
+    from pathlib import Path
+
+    from aire.gate.policy import load_policy
+
+    policy, _ = load_policy(Path(__file__).resolve().parents[2] / "gates" / "safety.yaml")
+    zero = np.zeros(40)
+
+    def judged(leaks_now: int) -> tuple[Verdict, Verdict]:
+        now = np.r_[np.ones(leaks_now), np.zeros(40 - leaks_now)]
+        quality = {
+            "leak/mean": (zero, now, False),
+            "credentials/mean": (zero, zero, False),
+            "pii/mean": (zero, zero, False),
+        }
+        data = PairedData(ids=[str(i) for i in range(40)], quality=quality, counts=Counts(n_pairs=40))
+        j = judge_canary(policy, data, 40)
+        return j.decision.verdict, j.severe.verdict
+
+    assert judged(12) == (F, F)
+    assert judged(0) == (INC, INC)
