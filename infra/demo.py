@@ -113,6 +113,8 @@ def main() -> int:
         "\nWhere to look:\n"
         "  aire ui            # MLflow UI at http://127.0.0.1:5000 (experiment 'aire': both runs, their metrics,\n"
         "                     #   samples.json per-sample table and report.md under Artifacts)\n"
+        "                     #   GenAI > Evaluation runs: a run's Traces, one per sample, scores as assessments\n"
+        "                     #   arith-confidence@challenger-worse: reliability.png (confidence vs accuracy)\n"
         "                     #   the gate: a parent run per comparison, a nested run per arm, decision.json,\n"
         "                     #   report.md and latency.png; Models: 'aire-model' with its aliases\n"
         "                     #   the monitor: run 'monitor: aire-model v…' with report.md (canary, GX, drift, SLOs)\n"
