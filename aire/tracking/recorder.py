@@ -17,6 +17,7 @@ import importlib
 import multiprocessing
 import os
 import pickle
+import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -29,6 +30,11 @@ R = TypeVar("R")
 
 _ACTIVE: Recorder | None = None
 _ENABLED = False
+# In the recorder child: work ``defer``red until the job has answered, then run on a thread that is
+# finished before the next job and before exit.
+_PENDING: list[tuple[Callable[[], object], str]] = []
+_DEFERRED: list[threading.Thread] = []
+_IN_CHILD = False
 
 
 def enable() -> None:
@@ -68,7 +74,7 @@ class Recorder:
                 self._conn.send(None)
         except (OSError, BrokenPipeError):
             pass
-        self.process.join(timeout=10)
+        self.process.join(timeout=120)  # deferred work (a large run's traces) finishes first
         if self.process.is_alive():
             self.process.terminate()
         self._conn.close()
@@ -78,9 +84,45 @@ class _RecorderGone(Exception):
     """The child is not answering: the caller records in-process instead."""
 
 
+def defer(fn: Callable[[], object], what: str) -> None:
+    """Run ``fn`` after the current job has answered, when this is the recorder child: the command goes
+    on (Prefect's bookkeeping, printing) while it runs, and the child finishes it before its next job
+    and before it exits, which the command waits for. Elsewhere (tests, library use) it runs now.
+    A failure is reported on stderr as one line naming ``what``: the job it followed already succeeded."""
+    if not _IN_CHILD:
+        fn()
+        return
+    _PENDING.append((fn, what))
+
+
+def _run_pending() -> None:
+    """Start the deferred work of the job just answered, in order, on one thread (one MLflow writer)."""
+    if not _PENDING:
+        return
+    work = list(_PENDING)
+    _PENDING.clear()
+
+    def run() -> None:
+        for fn, what in work:
+            try:
+                fn()
+            except Exception as exc:
+                print(f"warning: {what} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=run, name="aire-deferred")
+    _DEFERRED.append(thread)
+    thread.start()
+
+
+def _drain() -> None:
+    while _DEFERRED:
+        _DEFERRED.pop(0).join()
+
+
 def _serve(conn: Connection, warm_up: Callable[[], object] | None) -> None:
-    global _ACTIVE
+    global _ACTIVE, _IN_CHILD
     _ACTIVE = None  # in here, @recorded functions run inline
+    _IN_CHILD = True
     # A failure to warm up is left for the first real job to report, with its context.
     with contextlib.suppress(Exception):
         if warm_up is not None:
@@ -89,7 +131,9 @@ def _serve(conn: Connection, warm_up: Callable[[], object] | None) -> None:
         try:
             job = conn.recv()
         except EOFError:
-            return
+            job = None
+        # One MLflow writer at a time: the previous job's deferred work ends before the next job starts.
+        _drain()
         if job is None:
             return
         module, qualname, args, kwargs = job
@@ -98,7 +142,9 @@ def _serve(conn: Connection, warm_up: Callable[[], object] | None) -> None:
             reply: tuple[bool, Any] = (True, fn(*args, **kwargs))
         except Exception as exc:  # the caller raises it as if the function had run there
             reply = (False, _portable(exc))
+            _PENDING.clear()  # what a failed job deferred is not written after it
         conn.send(reply)
+        _run_pending()
 
 
 def _portable(exc: Exception) -> Exception:

@@ -129,3 +129,44 @@ def test_offline_run_is_recorded_in_mlflow_through_the_recorder(tmp_path: Path) 
         tmp_path,
     )
     assert out.splitlines() == ["False", "FINISHED pass ['report.md', 'samples.json', 'summary.json']"]
+
+
+def test_deferred_work_runs_after_the_answer_before_the_next_job_and_before_exit(tmp_path: Path) -> None:
+    """What a job defers (a run's traces) runs once the job has answered, so the command goes on; the
+    next job and the child's exit wait for it; a failure is one line on stderr; in-process it runs now."""
+    body = """
+        import time
+        path = os.path.join(sys.argv[1], "deferred.txt")
+
+        @recorded
+        def deferring():
+            def write():
+                time.sleep(0.5)
+                open(path, "w").write("done")
+            recorder.defer(write, "the test's write")
+            return os.path.exists(path)
+
+        @recorded
+        def failing():
+            def boom():
+                raise RuntimeError("no disk")
+            recorder.defer(boom, "the test's failing write")
+            return "answered"
+
+        recorder.defer(lambda: print("inline"), "no recorder yet")  # no child: runs now
+        start_recorder()
+        t0 = time.monotonic()
+        existed = deferring()
+        print(existed, os.path.exists(path), time.monotonic() - t0 < 0.4)
+        print(where(1)[1], os.path.exists(path))  # the next job started after the write
+        print(failing())
+        stop_recorder()
+        """
+    code = PRELUDE + textwrap.dedent(body)
+    env = {"AIRE_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:4] == ["inline", "False False True", "2 True", "answered"]
+    assert "warning: the test's failing write failed: RuntimeError: no disk" in proc.stderr
