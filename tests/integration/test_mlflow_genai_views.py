@@ -1,6 +1,7 @@
 """MLflow's GenAI views of an aire run, as a new user opens them: the MLflow server on aire's tracking
 store, the run's traces and assessments and its dataset through MLflow's REST API, and the run's
-traces page rendered by headless Chromium (its DOM must show trace rows; a screenshot is kept)."""
+traces page rendered by headless Chromium (its DOM must show trace rows; a screenshot is kept), and
+the same page comparing it row by row with a second run."""
 
 from __future__ import annotations
 
@@ -49,8 +50,8 @@ def _get(url: str) -> dict[str, Any]:
         return json.load(resp)  # type: ignore[no-any-return]
 
 
-async def _run() -> Any:
-    async with FakeOpenAI(latency_s=0, wrong_rate=0.3, seed=4) as fake:
+async def _run(wrong_rate: float = 0.3, seed: int = 4) -> Any:
+    async with FakeOpenAI(latency_s=0, wrong_rate=wrong_rate, seed=seed) as fake:
         plan = await prepare(get_settings(), suite="arith", base_url=fake.base_url, model="fake", limit=20)
         async with sending(plan):
             for i in range(len(plan.shards())):
@@ -67,6 +68,7 @@ def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it as root)")
 def test_mlflow_shows_an_offline_runs_traces_assessments_and_dataset(aire_env: Path, tmp_path: Path) -> None:
     result = asyncio.run(_run())
+    other = asyncio.run(_run(wrong_rate=0.6, seed=9))  # a second version of the model, same 20 inputs
     settings = get_settings()
     port = free_port()
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
@@ -96,14 +98,17 @@ def test_mlflow_shows_an_offline_runs_traces_assessments_and_dataset(aire_env: P
         (ds,) = run["inputs"]["dataset_inputs"]
         assert ds["dataset"]["name"] == "arith" and result.suite_version.startswith(ds["dataset"]["digest"])
 
-        found = _post(
-            f"{base}/api/3.0/mlflow/traces/search",
-            {
-                "locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": exp}}],
-                "filter": f"metadata.`mlflow.sourceRun` = '{result.mlflow_run_id}'",
-                "max_results": 100,
-            },
-        )["traces"]
+        def traces_of(run_id: str) -> list[dict[str, Any]]:
+            return _post(
+                f"{base}/api/3.0/mlflow/traces/search",
+                {
+                    "locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": exp}}],
+                    "filter": f"metadata.`mlflow.sourceRun` = '{run_id}'",
+                    "max_results": 100,
+                },
+            )["traces"]
+
+        found = traces_of(result.mlflow_run_id)
         assert len(found) == 20
         for info in found:
             names = {a["assessment_name"] for a in info["assessments"]}
@@ -120,5 +125,14 @@ def test_mlflow_shows_an_offline_runs_traces_assessments_and_dataset(aire_env: P
         shot = tmp_path / "mlflow-traces.png"
         _chromium([f"--screenshot={shot}", url], profile)
         assert shot.stat().st_size > 20_000  # a blank page compresses to a few kB
+
+        # Row by row against the other run: the evaluation view pairs the two runs' traces of one input
+        # (the same mlflow.eval.requestId), so both runs' trace ids are on the page.
+        compare = f"{url}?compareToRunUuid={other.mlflow_run_id}"
+        dom = _chromium(["--dump-dom", compare], Path(tempfile.mkdtemp(dir=tmp_path))).stdout
+        for run_id in (result.mlflow_run_id, other.mlflow_run_id):
+            shown = [t["trace_id"] for t in traces_of(run_id) if t["trace_id"] in dom]
+            assert len(shown) >= 5, (run_id, len(shown))
+        _chromium([f"--screenshot={tmp_path / 'mlflow-compare.png'}", compare], profile)
     finally:
         stop_process(server)
