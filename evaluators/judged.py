@@ -39,11 +39,14 @@ def question_text(sample: Sample) -> str:
 
 
 @functools.cache  # one model per declared scale: building a pydantic model per sample costs milliseconds
-def _reply_schema(labels: tuple[str, ...] | None, low: int, high: int) -> type[BaseModel]:
+def _reply_schema(labels: tuple[str, ...] | None, low: int, high: int, rationale: bool = False) -> type[BaseModel]:
+    # The rationale comes first: a judge generates left to right, so a verdict written after its
+    # reasons can depend on them (the tiny local judge decides only this way; see infra/build_models.py).
+    reasons: dict[str, Any] = {"rationale": (str, ...)} if rationale else {}
     # An enum, not a range: structured-output engines enforce enums on every server that has them.
     if labels:
-        return create_model("Verdict", verdict=(Literal[labels], ...))  # type: ignore[valid-type]
-    return create_model("Rating", score=(Literal[tuple(range(low, high + 1))], ...))  # type: ignore[valid-type]
+        return create_model("Verdict", **reasons, verdict=(Literal[labels], ...))  # type: ignore[valid-type]
+    return create_model("Rating", **reasons, score=(Literal[tuple(range(low, high + 1))], ...))  # type: ignore[valid-type]
 
 
 def _check(options: dict[str, Any]) -> None:
@@ -74,6 +77,7 @@ async def judge_rubric(
     scale_min: int = 1,
     scale_max: int = 5,
     judge_repeats: Annotated[int, Field(ge=1)] = 1,
+    rationale: bool = False,
 ) -> Score:
     """A judge's score of the answer against a rubric, on a declared scale, normalised to [0, 1].
 
@@ -88,12 +92,14 @@ async def judge_rubric(
         judge_repeats: Ask the judge this many times per sample (at temperature 1, one seed per
             repeat) and score the mean of the repeats that gave a verdict; the explanation lists
             every repeat's verdict. 1: one greedy judgement.
+        rationale: Ask for a ``rationale`` before the verdict in the reply (reason first, then
+            decide); it becomes the score's explanation, the rationale of its MLflow feedback.
     """
     refs = references(sample)
     prompt = template.format(
         rubric=rubric, question=question_text(sample), answer=completion.text, reference=refs[0] if refs else ""
     )
-    schema = _reply_schema(tuple(labels) if labels else None, scale_min, scale_max)
+    schema = _reply_schema(tuple(labels) if labels else None, scale_min, scale_max, rationale)
     asked = await current_judge(judge)
     messages = [ChatMessage(role="user", content=prompt)]
     replies = await ask_repeats(asked, messages, schema, template=template, repeats=judge_repeats)
@@ -106,7 +112,10 @@ async def judge_rubric(
     ]
     error = next((r.error for r in replies if r.value is None), None)
     if judge_repeats == 1:
-        return Score(value=values[0], explanation=f"judge: {verdicts[0]}") if values else Score(explanation=error)
+        if not values:
+            return Score(explanation=error)
+        why = f"judge: {verdicts[0]}"
+        return Score(value=values[0], explanation=f"{why} ({replies[0].value.rationale})" if rationale else why)  # type: ignore[union-attr]
     # One number per sample, however many repeats: the summary's and the gate's intervals count
     # samples, so the repeats are clustered by sample by construction, and the judge's noise is part of
     # each sample's score, hence of the between-sample spread those intervals are built from.

@@ -27,3 +27,25 @@ def read_mapping(path: Path, known_keys: Iterable[str], error: type[InputError])
     if unknown:
         raise error(f"unknown key{did_you_mean(unknown[0], known)}", path=path, field=unknown[0])
     return raw
+
+
+def line_of(path: Path, loc: Iterable[str | int]) -> int | None:
+    """The 1-based line of the node at ``loc`` (keys and list indices) in a YAML file, or of its
+    deepest existing parent; None when the file does not parse. Lets a validation error name the line."""
+    try:
+        node = yaml.compose(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line

@@ -40,6 +40,9 @@ def grader(prompt: str) -> str:
     if "garble" in prompt:
         return "I think it is fine"
     ok = answer is not None and reference is not None and answer.group(1).strip() == reference.group(1).strip()
+    if "reason first" in prompt and answer and reference:
+        why = f"{answer.group(1).strip()} vs {reference.group(1).strip()}"
+        return json.dumps({"rationale": why, "verdict": "yes" if ok else "no"})
     return json.dumps({"verdict": "yes" if ok else "no"})
 
 
@@ -165,6 +168,25 @@ async def test_an_unknown_judge_endpoint_is_refused_naming_the_field(tmp_path: P
     message = str(info.value)
     assert "suite.yaml" in message and "evaluators[1].options.judge" in message
     assert "did you mean: fakejudge" in message
+
+
+async def test_a_rationale_is_asked_for_before_the_verdict_and_becomes_the_explanation(tmp_path: Path) -> None:
+    suite = judged_suite(tmp_path, extra=", rubric: reason first, rationale: true")
+    async with (
+        FakeOpenAI(latency_s=0, wrong_rate=0.5, seed=3) as model,
+        FakeOpenAI(latency_s=0, answer=grader, models=["judge"]) as judge,
+    ):
+        settings = judge_settings(tmp_path, judge.base_url)
+        plan = await prepare(settings, suite=str(suite), base_url=model.base_url, model="fake")
+        async with sending(plan):
+            await run_shard(plan.id, 0)
+        schema = judge.last_body["response_format"]["json_schema"]["schema"]
+    assert list(schema["properties"]) == ["rationale", "verdict"] and schema["required"] == ["rationale", "verdict"]
+    rows = plan.store.results(plan.run_id)
+    assert len(rows) == 12 and all(r.scores["judge_rubric"] == r.scores["exact_match"] for r in rows)
+    for r in rows:
+        verdict = "yes" if r.scores["exact_match"] == 1.0 else "no"
+        assert re.fullmatch(rf"judge: {verdict} \(\S+ vs \S+\)", r.explanations["judge_rubric"])
 
 
 def test_judge_rubric_options_are_checked_when_the_suite_loads() -> None:
