@@ -16,7 +16,7 @@ import sys
 import typer
 from typer.exceptions import TyperException
 
-from aire.cli import db_cmds, gate_cmds, judge_cmds, monitor_cmds, run_cmds, serve_cmds
+from aire.cli import db_cmds, gate_cmds, gateway_cmds, judge_cmds, monitor_cmds, run_cmds, serve_cmds
 from aire.core.errors import EXIT_ERROR, AireError
 from aire.core.settings import get_settings, quiet_environment
 
@@ -43,6 +43,7 @@ run_app.command("offline")(run_cmds.run_offline)
 app.command("rescore")(run_cmds.rescore_cmd)
 models_app.command("build")(serve_cmds.models_build)
 app.command("serve")(serve_cmds.serve)
+app.command("gateway")(gateway_cmds.gateway_cmd)
 app.command("ui")(serve_cmds.ui)
 app.command("plan")(run_cmds.plan_cmd)
 app.command("gate")(gate_cmds.gate_cmd)

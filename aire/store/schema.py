@@ -167,3 +167,36 @@ class JudgeCalibration(Base):
     record: Mapped[dict[str, Any]] = mapped_column(JSON)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc)
+
+
+class GatewayRequest(Base):
+    """One request through ``aire gateway``: what was asked and answered (redacted), by which version,
+    with its timings and tokens. ``kind`` is ``served`` (the answer the client got) or ``mirrored`` (the
+    challenger's answer to a shadow copy of it); the two rows of a mirrored pair share ``request_id``.
+    Written off the request path in batches; deleted by age (the gateway's retention)."""
+
+    __tablename__ = "gateway_requests"
+    __table_args__ = (UniqueConstraint("request_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    route: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    served_model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    api: Mapped[str] = mapped_column(String(16))  # "completions" or "chat"
+    stream: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    prompt: Mapped[str] = mapped_column(Text, default="")  # the prompt, or the chat messages as JSON
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # generation settings
+    response: Mapped[str] = mapped_column(Text, default="")
+    finish_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    e2e_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cache: Mapped[str | None] = mapped_column(String(16), nullable=True)  # "exact" / "semantic" on a hit
+    key_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the API key's id, never the key

@@ -27,6 +27,7 @@ RANK = {
     "release": 4,
     "run": 5,
     "monitor": 6,
+    "gateway": 7,
     "cli": 9,
 }
 MAX_LINES = 450

@@ -1,0 +1,247 @@
+"""``aire gateway``: an OpenAI-compatible server in front of the vLLM replicas.
+
+Each served name routes to the version holding ``production`` in the registry (aire.gateway.routes),
+a ``canary`` share to ``challenger``; streams are passed on event by event. After the answer, the
+request is logged (aire.gateway.traffic_log) and, for a ``mirror`` share, copied to the challenger
+(aire.gateway.mirror). Everything after the answer runs off the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from aire.client.config import AireConfig
+from aire.core.settings import Settings
+from aire.gateway.config import GatewayConfig
+from aire.gateway.mirror import Copy, Mirror
+from aire.gateway.requests import CHAT, COMPLETIONS, BadRequest, error_body, params_of, parse, prompt_text
+from aire.gateway.routes import Route, RouteTable, Upstream
+from aire.gateway.traffic_log import TrafficLog
+from aire.gateway.upstream import Outcome, UpstreamUnavailable, open_upstream, read_body, relay_stream
+from aire.store.gateway_log import SERVED, GatewayLog
+from aire.store.store import Store
+
+log = logging.getLogger("aire.gateway")
+VERSION_HEADER, REQUEST_ID_HEADER = "x-aire-version", "x-request-id"
+
+
+@dataclass
+class Counters:
+    requests: int = 0
+    errors: int = 0
+    rejected: int = 0  # refused before going upstream (bad request, unknown model, no route)
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: Settings,
+        config: GatewayConfig,
+        endpoints: AireConfig,
+        *,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings, self.config, self.rand = settings, config, rand
+        self.routes = RouteTable(settings, config, endpoints)
+        self.store = Store(settings.resolved_store_url)
+        self.traffic = TrafficLog(config.log, GatewayLog(self.store))
+        self.mirror = Mirror(config, self.traffic.record)
+        self.counters = Counters()
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=16 * 2**20)
+        app.router.add_post("/v1/completions", self.completions)
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/health", self.health)
+        app.cleanup_ctx.append(self._lifecycle)
+        return app
+
+    async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        # Routes first: a (re)started gateway serves what the registry says before its first request.
+        await asyncio.to_thread(self.routes.refresh)
+        connector = aiohttp.TCPConnector(limit=self.config.max_connections, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(connector=connector)
+        stop, drained = asyncio.Event(), asyncio.Event()
+        background = [
+            asyncio.create_task(self.routes.keep_fresh(stop)),
+            asyncio.create_task(self.mirror.run(self._session, stop)),
+        ]
+        writer = asyncio.create_task(self.traffic.run(drained))
+        try:
+            yield
+        finally:
+            # In-flight requests have been drained by aiohttp's shutdown by now; their log rows are
+            # queued. Stop the rest, then let the writer empty its queue.
+            stop.set()
+            for task in background:
+                with contextlib.suppress(Exception):
+                    await task
+            drained.set()
+            with contextlib.suppress(Exception):
+                await writer
+            await self._session.close()
+
+    # -- endpoints ----------------------------------------------------------------------------
+    async def models(self, request: web.Request) -> web.Response:
+        data = []
+        for name, route in sorted(self.routes.routes.items()):
+            prod = route.production
+            data.append(
+                {
+                    "id": name,
+                    "object": "model",
+                    "owned_by": "aire",
+                    "aire": {
+                        "production": prod.label if prod else None,
+                        "challenger": route.challenger.label if route.challenger else None,
+                        "canary": route.canary,
+                        "mirror": route.mirror,
+                        "note": route.note,
+                    },
+                }
+            )
+        return web.json_response({"object": "list", "data": data})
+
+    async def health(self, request: web.Request) -> web.Response:
+        routed = {n: (r.production.label if r.production else None) for n, r in self.routes.routes.items()}
+        ok = bool(routed) and all(routed.values())
+        return web.json_response({"ok": ok, "routes": routed}, status=200 if ok else 503)
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, COMPLETIONS)
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, CHAT)
+
+    # -- one request --------------------------------------------------------------------------
+    async def _handle(self, request: web.Request, api: str) -> web.StreamResponse:
+        self.counters.requests += 1
+        request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        try:
+            body = parse(await request.read(), api)
+            route, upstream = self._route(body["model"])
+        except BadRequest as exc:
+            self.counters.rejected += 1
+            return exc.response()
+        at = datetime.now(UTC)
+        outcome = Outcome()
+        headers = {VERSION_HEADER: upstream.label, REQUEST_ID_HEADER: request_id}
+        try:
+            response = await self._forward(request, api, body, upstream, headers, outcome)
+        finally:
+            if outcome.error or outcome.status >= 400:
+                self.counters.errors += 1
+            row = {
+                "request_id": request_id,
+                "kind": SERVED,
+                "at": at,
+                "route": route.name,
+                "model": upstream.model,
+                "version": upstream.version,
+                "served_model": upstream.served_model,
+                "api": api,
+                "stream": bool(body.get("stream")),
+                "prompt": prompt_text(body, api),
+                "params": params_of(body),
+                **outcome.row_fields(),
+            }
+            self.traffic.record(row)
+        self._maybe_mirror(route, upstream, request_id, at, api, body, row)
+        return response
+
+    def _route(self, model: str) -> tuple[Route, Upstream]:
+        route = self.routes.routes.get(model)
+        if route is None:
+            known = ", ".join(sorted(self.routes.routes)) or "none"
+            raise BadRequest(404, f"The model '{model}' does not exist; served: {known}", param="model",
+                             code="model_not_found")  # fmt: skip
+        upstream = route.pick(self.rand)
+        if upstream is None:
+            why = route.note or f"no version of '{self.config.registered_model(model)}' holds the alias production"
+            raise BadRequest(503, why, kind="service_unavailable", code="no_route")
+        return route, upstream
+
+    async def _forward(
+        self,
+        request: web.Request,
+        api: str,
+        body: dict[str, Any],
+        upstream: Upstream,
+        headers: dict[str, str],
+        outcome: Outcome,
+    ) -> web.StreamResponse:
+        assert self._session is not None
+        stream = bool(body.get("stream"))
+        sent = body
+        strip_usage = False
+        if stream and not (body.get("stream_options") or {}).get("include_usage"):
+            # Ask for the usage chunk (token counts for the log and the limits), kept from the client.
+            sent = {**body, "stream_options": {**(body.get("stream_options") or {}), "include_usage": True}}
+            strip_usage = True
+        try:
+            resp = await open_upstream(
+                self._session,
+                upstream,
+                api,
+                sent,
+                attempts=self.config.upstream_attempts,
+                timeout_s=self.config.upstream_timeout_s,
+                outcome=outcome,
+            )
+        except UpstreamUnavailable as exc:
+            outcome.status, outcome.error = exc.status, str(exc)
+            return BadRequest(exc.status, str(exc), kind="upstream_error", headers=headers).response()
+        async with resp:
+            outcome.status = resp.status
+            if stream and resp.status < 400 and resp.content_type == "text/event-stream":
+                out = web.StreamResponse(
+                    status=resp.status,
+                    headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"},
+                )
+                await out.prepare(request)
+                try:
+                    await relay_stream(resp, out.write, chat=api == CHAT, strip_usage=strip_usage, outcome=outcome)
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    # The upstream broke off mid-stream: the client gets an error event, then the end.
+                    outcome.error = f"upstream {upstream.label} broke off the stream: {type(exc).__name__}: {exc}"
+                    with contextlib.suppress(ConnectionError):
+                        await out.write(b"data: " + error_body(outcome.error, kind="upstream_error") + b"\n\n")
+                with contextlib.suppress(ConnectionError):
+                    await out.write_eof()
+                return out
+            try:
+                raw = await read_body(resp, chat=api == CHAT, outcome=outcome)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                outcome.status, outcome.error = 502, f"upstream {upstream.label}: {type(exc).__name__}: {exc}"
+                return BadRequest(502, outcome.error, kind="upstream_error", headers=headers).response()
+            return web.Response(status=resp.status, body=raw, content_type=resp.content_type, headers=headers)
+
+    def _maybe_mirror(
+        self,
+        route: Route,
+        upstream: Upstream,
+        request_id: str,
+        at: datetime,
+        api: str,
+        body: dict[str, Any],
+        row: dict[str, Any],
+    ) -> None:
+        challenger = route.challenger
+        if challenger is None or upstream is challenger or route.mirror <= 0 or self.rand() >= route.mirror:
+            return
+        shared = {k: row[k] for k in ("route", "api", "prompt", "params")}
+        self.mirror.submit(Copy(request_id, at, challenger, api, body, shared))

@@ -1,0 +1,284 @@
+"""`aire gateway` against fake upstreams and a real MLflow registry (SQLite): routing by the
+``production`` alias and its moves, streams passed through, OpenAI-style errors, retries before the
+first byte, the traffic log (redacted) and the shadow mirror. The real-vLLM path is in
+tests/integration/test_gateway_vllm.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from aire.client.config import AireConfig, EndpointConfig
+from aire.core.errors import ConfigError
+from aire.core.settings import Settings
+from aire.gateway.app import Gateway
+from aire.gateway.config import GatewayConfig, RouteConfig, load_gateway_config
+from aire.release.incidents import open_incident
+from aire.release.registry import promote, register
+from aire.store.gateway_log import GatewayLog
+from aire.store.store import Store
+from aire.testing.fake_openai import FakeOpenAI, Fault
+
+MODEL = "aire-model"
+
+
+def settings_for(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", config=tmp_path / "aire.yaml")
+
+
+def registered(settings: Settings, name: str, url: str) -> str:
+    ep = EndpointConfig(name=name, base_url=url, model="fake", version=name, weights_digest=f"sha256:{name}")
+    return register(settings, MODEL, ep)
+
+
+def move(settings: Settings, alias: str, version: str) -> None:
+    store = Store(settings.resolved_store_url)
+    promote(settings, store, model=MODEL, alias=alias, version=version, verdict="PASS")
+
+
+@asynccontextmanager
+async def running(gateway: Gateway) -> AsyncIterator[str]:
+    """The gateway's app on a free loopback port; yields its /v1 base URL."""
+    runner = web.AppRunner(gateway.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        await runner.cleanup()
+
+
+def gateway_for(settings: Settings, **route: Any) -> Gateway:
+    config = GatewayConfig(refresh_s=0.1, routes={MODEL: RouteConfig(**route)})
+    return Gateway(settings, config, AireConfig(), rand=iter_rand())
+
+
+def iter_rand() -> Any:
+    import random
+
+    rng = random.Random(0)
+    return rng.random
+
+
+async def post(url: str, body: dict[str, Any] | bytes, path: str = "/completions") -> tuple[int, dict[str, str], bytes]:
+    async with aiohttp.ClientSession() as session:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        async with session.post(url + path, data=data, headers={"Content-Type": "application/json"}) as resp:
+            return resp.status, dict(resp.headers), await resp.read()
+
+
+def events(raw: bytes) -> list[dict[str, Any]]:
+    out = []
+    for line in raw.decode().splitlines():
+        if line.startswith("data: ") and line != "data: [DONE]":
+            out.append(json.loads(line[6:]))
+    return out
+
+
+async def logged(gateway: Gateway, n: int, kind: str = "served", timeout_s: float = 10.0) -> list[Any]:
+    """The traffic log's rows of ``kind`` once there are ``n`` (the writer runs in the background)."""
+    sink = GatewayLog(gateway.store)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while sink.count(kind) < n and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    from datetime import UTC, datetime
+
+    return list(sink.window(datetime(2000, 1, 1, tzinfo=UTC), kind=kind))
+
+
+# ------------------------------------------------------------------------------------------- routing
+async def test_requests_follow_the_production_alias_and_its_moves(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with FakeOpenAI(latency_s=0) as v1, FakeOpenAI(latency_s=0, wrong_rate=1.0) as v2:
+        one, two = registered(settings, "v1", v1.base_url), registered(settings, "v2", v2.base_url)
+        move(settings, "production", one)
+        gateway = gateway_for(settings)
+        async with running(gateway) as url:
+            status, headers, raw = await post(url, {"model": MODEL, "prompt": "Q: 3+4=\nA:", "max_tokens": 4})
+            assert status == 200 and headers["x-aire-version"] == f"{MODEL}/{one}"
+            assert json.loads(raw)["choices"][0]["text"].strip() == "7"
+            assert v1.requests == 1 and v2.requests == 0
+            assert v1.last_body["model"] == "fake"  # the upstream's served name, not the route's
+            move(settings, "production", two)  # a promotion (or a rollback): no restart
+            for _ in range(100):
+                status, headers, raw = await post(url, {"model": MODEL, "prompt": "Q: 3+4=\nA:"})
+                if headers["x-aire-version"] == f"{MODEL}/{two}":
+                    break
+                await asyncio.sleep(0.05)
+            assert headers["x-aire-version"] == f"{MODEL}/{two}" and v2.requests >= 1
+            models = json.loads((await get(url + "/models"))[1])
+            assert models["data"][0]["id"] == MODEL and models["data"][0]["aire"]["production"] == f"{MODEL}/{two}"
+
+
+async def get(url: str) -> tuple[int, bytes]:
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        return resp.status, await resp.read()
+
+
+async def test_a_version_with_an_open_incident_gets_no_traffic(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with FakeOpenAI(latency_s=0) as v1, FakeOpenAI(latency_s=0) as v2:
+        one, two = registered(settings, "v1", v1.base_url), registered(settings, "v2", v2.base_url)
+        move(settings, "production", one)
+        move(settings, "production", two)
+        store = Store(settings.resolved_store_url)
+        open_incident(store, model=MODEL, version=two, severity="page", summary="canary failed", evidence={})
+        gateway = gateway_for(settings)
+        async with running(gateway) as url:
+            status, headers, _ = await post(url, {"model": MODEL, "prompt": "Q: 1+1=\nA:"})
+        assert status == 200 and headers["x-aire-version"] == f"{MODEL}/{one}"
+        assert v2.requests == 0
+        assert "open incident" in (gateway.routes.routes[MODEL].note or "")
+
+
+async def test_the_canary_share_goes_to_the_challenger(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with FakeOpenAI(latency_s=0) as v1, FakeOpenAI(latency_s=0) as v2:
+        one, two = registered(settings, "v1", v1.base_url), registered(settings, "v2", v2.base_url)
+        move(settings, "production", one)
+        move(settings, "challenger", two)
+        gateway = gateway_for(settings, canary=0.25)
+        async with running(gateway) as url:
+            for i in range(200):
+                await post(url, {"model": MODEL, "prompt": f"Q: {i % 10}+1=\nA:"})
+    # Seeded draws: 200 at p = 0.25 lie in [30, 70] with probability > 0.9999.
+    assert 30 <= v2.requests <= 70 and v1.requests + v2.requests == 200
+
+
+# ------------------------------------------------------------------------------------------ streaming
+async def test_a_stream_is_passed_through_and_the_usage_chunk_only_when_asked(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with FakeOpenAI(latency_s=0, token_delay_s=0.01) as v1:
+        move(settings, "production", registered(settings, "v1", v1.base_url))
+        gateway = gateway_for(settings)
+        async with running(gateway) as url:
+            body = {"model": MODEL, "prompt": "Q: 6*7=\nA:", "stream": True, "max_tokens": 8}
+            status, headers, raw = await post(url, body)
+            assert status == 200 and headers["Content-Type"].startswith("text/event-stream")
+            chunks = events(raw)
+            assert "".join(c["choices"][0]["text"] for c in chunks).strip() == "42"
+            assert all(c["choices"] for c in chunks)  # the usage chunk the gateway asked for is withheld
+            assert raw.rstrip().endswith(b"data: [DONE]")
+            assert v1.last_body["stream_options"] == {"include_usage": True}
+            asked = await post(url, {**body, "stream_options": {"include_usage": True}})
+            assert any(not c["choices"] and c["usage"] for c in events(asked[2]))
+            chat = {"model": MODEL, "messages": [{"role": "user", "content": "Q: 2+2=\nA:"}], "stream": True}
+            status, _, raw = await post(url, chat, "/chat/completions")
+            assert status == 200
+            assert "".join(c["choices"][0]["delta"].get("content") or "" for c in events(raw)).strip() == "4"
+            rows = await logged(gateway, 3)
+    first = rows[0]
+    assert first.response.strip() == "42" and first.stream and first.api == "completions"
+    assert first.completion_tokens == 3 and first.prompt_tokens is not None  # from the usage chunk
+    assert first.ttft_ms is not None and first.ttft_ms > 0 and first.e2e_ms >= first.ttft_ms
+    assert first.params == {"max_tokens": 8} and first.version and first.status == 200
+    assert rows[2].api == "chat" and json.loads(rows[2].prompt)[0]["content"] == "Q: 2+2=\nA:"
+
+
+# ------------------------------------------------------------------------------------ errors, retries
+BAD_REQUESTS: list[tuple[Any, int, str | None]] = [
+    (b"{not json", 400, None),
+    (b"[1, 2]", 400, None),
+    ({"prompt": "x"}, 400, "model"),
+    ({"model": MODEL}, 400, "prompt"),
+    ({"model": MODEL, "prompt": "x", "max_tokens": 0}, 400, "max_tokens"),
+    ({"model": MODEL, "prompt": "x", "temperature": "hot"}, 400, "temperature"),
+    ({"model": "other", "prompt": "x"}, 404, "model"),
+]
+
+
+async def test_bad_requests_get_openai_style_errors_naming_the_field(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with FakeOpenAI(latency_s=0) as v1:
+        move(settings, "production", registered(settings, "v1", v1.base_url))
+        async with running(gateway_for(settings)) as url:
+            for body, status, param in BAD_REQUESTS:
+                got, _, raw = await post(url, body)
+                error = json.loads(raw)["error"]
+                assert (got, error["param"]) == (status, param), body
+                assert error["message"] and error["type"]
+        assert v1.requests == 0
+
+
+async def test_a_bad_chat_message_names_its_index_and_field(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with FakeOpenAI(latency_s=0) as v1:
+        move(settings, "production", registered(settings, "v1", v1.base_url))
+        async with running(gateway_for(settings)) as url:
+            body = {"model": MODEL, "messages": [{"role": "user", "content": "a"}, {"role": "robot", "content": "b"}]}
+            status, _, raw = await post(url, body, "/chat/completions")
+    assert status == 400 and json.loads(raw)["error"]["param"] == "messages[1].role"
+
+
+async def test_no_production_version_is_a_503_and_a_dead_upstream_a_502(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    gateway = gateway_for(settings)
+    async with running(gateway) as url:
+        status, _, raw = await post(url, {"model": MODEL, "prompt": "x"})
+        assert status == 503 and json.loads(raw)["error"]["code"] == "no_route"
+    move(settings, "production", registered(settings, "dead", "http://127.0.0.1:9/v1"))
+    gateway = gateway_for(settings)
+    async with running(gateway) as url:
+        status, _, raw = await post(url, {"model": MODEL, "prompt": "x"})
+    assert status == 502 and json.loads(raw)["error"]["type"] == "upstream_error"
+    assert "unreachable" in json.loads(raw)["error"]["message"]
+
+
+async def test_a_503_before_any_byte_is_retried_and_the_client_never_sees_it(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with FakeOpenAI(latency_s=0, faults={0: Fault("status", status=503)}) as v1:
+        move(settings, "production", registered(settings, "v1", v1.base_url))
+        async with running(gateway_for(settings)) as url:
+            status, _, raw = await post(url, {"model": MODEL, "prompt": "Q: 1+2=\nA:"})
+        assert status == 200 and json.loads(raw)["choices"][0]["text"].strip() == "3"
+        assert v1.requests == 2  # the failed attempt and its one retry (upstream_attempts = 2)
+
+
+# ---------------------------------------------------------------------------------- log and mirror
+async def test_the_log_is_redacted_and_the_mirror_pairs_by_request_id(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with FakeOpenAI(latency_s=0) as v1, FakeOpenAI(latency_s=0.01, wrong_rate=1.0) as v2:
+        move(settings, "production", registered(settings, "v1", v1.base_url))
+        move(settings, "challenger", registered(settings, "v2", v2.base_url))
+        gateway = gateway_for(settings, mirror=1.0)
+        async with running(gateway) as url:
+            for i in range(10):
+                body = {"model": MODEL, "prompt": f"mail ann{i}@example.org Q: {i}+1=\nA:", "temperature": 0}
+                status, _, _ = await post(url, body)
+                assert status == 200
+            served = await logged(gateway, 10)
+            mirrored = await logged(gateway, 10, kind="mirrored")
+    assert v2.requests == 10
+    assert all("@example.org" not in r.prompt and "[REDACTED:email]" in r.prompt for r in served + mirrored)
+    by_id = {r.request_id: r for r in served}
+    assert {r.request_id for r in mirrored} == set(by_id)
+    for m in mirrored:
+        s = by_id[m.request_id]
+        assert m.version != s.version and m.stream and m.ttft_ms is not None
+        assert m.response != s.response  # the challenger answers wrong on purpose
+    pairs = GatewayLog(gateway.store).mirrored_pairs(served[0].at)
+    assert len(pairs) == 10
+
+
+# ---------------------------------------------------------------------------------------- the config
+def test_a_bad_gateway_config_names_file_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text("listen: {port: 8080}\nroutes:\n  aire-model:\n    canary: 1.5\n")
+    with pytest.raises(ConfigError) as info:
+        load_gateway_config(path, MODEL)
+    message = str(info.value)
+    assert "gateway.yaml:4 " in message and "routes.aire-model.canary" in message
+    path.write_text("listen: {port: 8080}\nrouts: {}\n")
+    with pytest.raises(ConfigError, match="routs"):
+        load_gateway_config(path, MODEL)
+    assert load_gateway_config(tmp_path / "missing.yaml", MODEL).routes == {MODEL: RouteConfig()}
