@@ -9,6 +9,7 @@ as it is settled.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from prefect import flow, task
@@ -38,8 +39,8 @@ async def decide_and_record(plan_id: str, n_requested: int, looks: list[Look]) -
 
 @flow(name="shadow-comparison", log_prints=True)
 async def shadow_comparison(
-    champion: str,
-    challenger: str,
+    champion: str = "",
+    challenger: str = "",
     policy: str | None = None,
     suite: str | None = None,
     traffic: str | None = None,
@@ -53,6 +54,8 @@ async def shadow_comparison(
     out_dir: str | None = None,
     registered_model: str | None = None,
     warmup: int | None = None,
+    mirrored_since: datetime | None = None,
+    route: str | None = None,
 ) -> ShadowResult:
     settings = get_settings()
     plan = await prepare_shadow(
@@ -71,6 +74,8 @@ async def shadow_comparison(
         fresh=fresh,
         out_dir=out_dir,
         registered_model=registered_model,
+        mirrored_since=mirrored_since,
+        route=route,
     )
     async with sending_pairs(plan):
         n_requested, looks = await send_in_looks(plan.id, warmup=warmup, send=compare_shard, look_at=look_task)

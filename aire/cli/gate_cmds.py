@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,11 +16,18 @@ if TYPE_CHECKING:
 
 
 def gate_cmd(
-    champion: Annotated[str, typer.Option(help="Endpoint serving the current model (aire.yaml).")],
-    challenger: Annotated[str, typer.Option(help="Endpoint serving the candidate (aire.yaml).")],
+    champion: Annotated[str, typer.Option(help="Endpoint serving the current model (aire.yaml).")] = "",
+    challenger: Annotated[str, typer.Option(help="Endpoint serving the candidate (aire.yaml).")] = "",
     policy: Annotated[Path | None, typer.Option(help="Gate policy YAML. [default: AIRE_GATE_POLICY]")] = None,
     suite: Annotated[str | None, typer.Option(help="Compare on this suite (references known).")] = None,
     traffic: Annotated[Path | None, typer.Option(help="Or replay these logged prompts (JSONL).")] = None,
+    mirrored: Annotated[
+        bool, typer.Option("--mirrored", help="Or compare the gateway's mirrored pairs (production vs challenger).")
+    ] = False,
+    since: Annotated[
+        str | None, typer.Option(help="--mirrored: pairs logged since this time (ISO 8601) or ago (30m, 2h, 1d).")
+    ] = None,
+    route: Annotated[str | None, typer.Option(help="--mirrored: only this gateway route.")] = None,
     sequential: Annotated[
         bool, typer.Option("--sequential", help="Send batches and stop as soon as the verdict is settled.")
     ] = False,
@@ -44,6 +52,7 @@ def gate_cmd(
 
     settings = get_settings()
     policy = policy or settings.gate_policy
+    mirrored_since = parse_since(since) if mirrored else None
     asyncio.run(
         preflight_shadow(
             settings,
@@ -53,6 +62,7 @@ def gate_cmd(
             suite=suite,
             traffic=traffic,
             sequential=sequential,
+            mirrored=mirrored,
         )
     )
     from flows.shadow import shadow_comparison  # imports prefect: seconds, so only after the checks
@@ -75,10 +85,32 @@ def gate_cmd(
             out_dir=None if out is None else str(out),
             registered_model=registered_model,
             warmup=warmup,
+            mirrored_since=mirrored_since,
+            route=route,
         )
     )
     show_decision(result)
     raise typer.Exit(result.exit_code)
+
+
+def parse_since(since: str | None) -> datetime:
+    """``--since``: an ISO 8601 time (UTC when it names no zone) or a duration ago (``30m``, ``2h``, ``1d``)."""
+    import re
+
+    from aire.core.errors import InputError
+
+    if not since:
+        raise InputError("--mirrored needs --since (an ISO time, or a duration ago such as 30m)", field="since")
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd])", since.strip())
+    if m:
+        seconds = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+        return datetime.now(UTC) - timedelta(seconds=seconds)
+    try:
+        at = datetime.fromisoformat(since)
+    except ValueError:
+        why = f"--since {since!r} is neither an ISO 8601 time nor a duration like 30m"
+        raise InputError(why, field="since") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def show_decision(result: ShadowResult) -> None:

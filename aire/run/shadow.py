@@ -18,6 +18,7 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,6 +31,7 @@ from aire.core.types import GenerationParams, Sample
 from aire.gate.policy import Policy, load_policy, resolve_directions
 from aire.run import active
 from aire.run.executor import Target
+from aire.run.mirrored import MirroredInputs, load_mirrored, write_mirrored
 from aire.run.setup import bind_evaluator, check_endpoints, code_version, load_suite_with_evaluators, resolve_endpoint
 
 if TYPE_CHECKING:
@@ -44,7 +46,7 @@ AGREEMENT = {"agreement_exact": ("exact_match", {"strip": True}), "agreement_f1"
 @dataclass
 class ShadowPlan:
     settings: Settings
-    source: Literal["suite", "traffic"]
+    source: Literal["suite", "traffic", "mirrored"]
     source_name: str
     source_version: str
     samples: list[Sample]  # in the order they are sent (shuffled with the seed: a look sees a random subset)
@@ -104,11 +106,12 @@ async def preflight_shadow(
     settings: Settings,
     *,
     policy: str | Path,
-    champion: str,
-    challenger: str,
+    champion: str = "",
+    challenger: str = "",
     suite: str | None = None,
     traffic: str | Path | None = None,
     sequential: bool = False,
+    mirrored: bool = False,
 ) -> None:
     """The cheap checks of ``prepare_shadow``, run by the CLI before it starts Prefect: a typo costs
     a second, not a flow start-up."""
@@ -116,7 +119,10 @@ async def preflight_shadow(
     from aire.data.suites import inspect_suite
     from aire.data.traffic import load_traffic
 
-    (policy_obj, _), endpoints = _policy_and_endpoints(settings, policy, champion, challenger, suite, traffic)
+    (policy_obj, _), endpoints = _policy_and_endpoints(settings, policy, champion, challenger, suite, traffic, mirrored)
+    if mirrored:
+        check_plan(policy_obj, Path(policy), {f"{k}/mean": True for k in AGREEMENT}, None, sequential)
+        return
     if suite is not None:
         _, spec, _ = inspect_suite(
             suite,
@@ -162,10 +168,15 @@ def _policy_and_endpoints(
     challenger: str,
     suite: str | None,
     traffic: str | Path | None,
+    mirrored: bool = False,
 ) -> tuple[tuple[Policy, str], dict[str, EndpointConfig]]:
-    if (suite is None) == (traffic is None):
-        raise ConfigError("give exactly one of --suite or --traffic", field="suite")
+    if (suite is not None) + (traffic is not None) + mirrored != 1:
+        raise ConfigError("give exactly one of --suite, --traffic or --mirrored", field="suite")
     loaded_policy = load_policy(Path(policy))
+    if mirrored:
+        return loaded_policy, {}  # the arms are the versions the gateway logged (aire.run.mirrored)
+    if not champion or not challenger:
+        raise ConfigError("--champion and --challenger name the endpoints to compare", field="champion")
     if champion == challenger:
         raise ConfigError("champion and challenger are the same endpoint", field="challenger")
     return loaded_policy, {
@@ -178,8 +189,8 @@ async def prepare_shadow(
     settings: Settings,
     *,
     policy: str | Path,
-    champion: str,
-    challenger: str,
+    champion: str = "",
+    challenger: str = "",
     suite: str | None = None,
     traffic: str | Path | None = None,
     limit: int | None = None,
@@ -191,11 +202,19 @@ async def prepare_shadow(
     fresh: bool = False,
     out_dir: str | Path | None = None,
     registered_model: str | None = None,
+    mirrored_since: datetime | None = None,
+    route: str | None = None,
 ) -> ShadowPlan:
     """Validate every input and check both endpoints before a single row is written."""
     from aire.data.traffic import load_traffic
+    from aire.store.store import Store
 
-    (policy_obj, policy_sha), endpoints = _policy_and_endpoints(settings, policy, champion, challenger, suite, traffic)
+    mirrored = mirrored_since is not None
+    (policy_obj, policy_sha), endpoints = _policy_and_endpoints(
+        settings, policy, champion, challenger, suite, traffic, mirrored
+    )
+    store = Store(settings.resolved_store_url)
+    inputs: MirroredInputs | None = None
     evaluators: dict[str, Any] = {}
     agreement: dict[str, Any] = {}
     higher: dict[str, bool] = {}
@@ -219,6 +238,15 @@ async def prepare_shadow(
             for i, ref in enumerate(loaded.spec.pairwise)
         }
         eval_identity += [ref.model_dump() for ref in loaded.spec.pairwise]
+    elif mirrored_since is not None:
+        import evaluators as registry
+
+        inputs = load_mirrored(settings, store, mirrored_since, route)
+        samples, generation, endpoints = list(inputs.samples), dict(inputs.generation), dict(inputs.endpoints)
+        source_name, source_version = inputs.name, inputs.version
+        agreement = {k: registry.bind(name, opts) for k, (name, opts) in AGREEMENT.items()}
+        gen_identity = {s.id: g.model_dump() for s, g in zip(samples, generation.values(), strict=True)}
+        eval_identity = sorted(AGREEMENT)
     else:
         import evaluators as registry
 
@@ -235,11 +263,9 @@ async def prepare_shadow(
     random.Random(seed).shuffle(samples)
     cap = min(max_samples or len(samples), len(samples))
 
-    await check_endpoints(settings, *endpoints.values())
+    if inputs is None:  # a mirrored comparison sends nothing: its answers are in the gateway's log
+        await check_endpoints(settings, *endpoints.values())
 
-    from aire.store.store import Store
-
-    store = Store(settings.resolved_store_url)
     identity = {
         "source": source_name,
         "source_version": source_version,
@@ -250,9 +276,12 @@ async def prepare_shadow(
         "samples": sorted(s.id for s in samples),
         "seed": seed,
     }
+    source: Literal["suite", "traffic", "mirrored"] = (
+        "suite" if suite is not None else "mirrored" if inputs is not None else "traffic"
+    )
     params = {
-        "source": "suite" if suite is not None else "traffic",
-        "suite" if suite is not None else "traffic": source_name,
+        "source": source,
+        "suite" if source == "suite" else source: source_name,
         "source_version": source_version,
         "policy": str(policy),
         "policy_sha256": policy_sha,
@@ -289,10 +318,13 @@ async def prepare_shadow(
         )
         runs[arm] = run.id
     done = {arm: store.completed_ids(runs[arm]) for arm in ARMS}
+    if inputs is not None:
+        write_mirrored(store, runs, done, inputs)
+        params["mirrored_left_out"] = inputs.left_out
     out = Path(out_dir) if out_dir else settings.resolved_home() / "reports" / runs["challenger"][:8]
     plan = ShadowPlan(
         settings=settings,
-        source="suite" if suite is not None else "traffic",
+        source=source,
         source_name=source_name,
         source_version=source_version,
         samples=samples,

@@ -138,3 +138,21 @@ def test_schedule_needs_a_prefect_server(aire_env: Path, capsys: pytest.CaptureF
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     code, err = run(capsys, "schedule", "--interval", "60")
     assert code == 3 and "PREFECT_API_URL" in err
+
+
+def test_gateway_and_mirrored_gate_inputs_exit_3_naming_the_field(
+    capsys: pytest.CaptureFixture[str], aire_env: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "gateway.yaml"
+    bad.write_text("routes:\n  aire-model:\n    mirror: two\n")
+    code, err = run(capsys, "gateway", "--config", str(bad))
+    assert code == 3 and "gateway.yaml:3" in err and "routes.aire-model.mirror" in err and len(err.splitlines()) == 1
+    code, err = run(capsys, "gate", "--mirrored")
+    assert code == 3 and "--since" in err
+    code, err = run(capsys, "gate", "--mirrored", "--since", "yesterday-ish")
+    assert code == 3 and "'since'" in err and "ISO 8601" in err
+    code, err = run(capsys, "gate", "--suite", "arith")
+    assert code == 3 and "--champion and --challenger" in err
+    code, err = run(capsys, "gate", "--mirrored", "--since", "1h", "--suite", "arith")
+    assert code == 3 and "exactly one of --suite, --traffic or --mirrored" in err
+    assert_nothing_recorded(aire_env)

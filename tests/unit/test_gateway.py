@@ -26,6 +26,7 @@ from aire.release.registry import promote, register
 from aire.store.gateway_log import GatewayLog
 from aire.store.store import Store
 from aire.testing.fake_openai import FakeOpenAI, Fault
+from tests.conftest import REPO
 
 MODEL = "aire-model"
 
@@ -282,3 +283,44 @@ def test_a_bad_gateway_config_names_file_line_and_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="routs"):
         load_gateway_config(path, MODEL)
     assert load_gateway_config(tmp_path / "missing.yaml", MODEL).routes == {MODEL: RouteConfig()}
+
+
+# ------------------------------------------------------------------------------ gate on mirrored pairs
+async def mirrored_gate(settings: Settings, tmp_path: Path, since: Any) -> Any:
+    from aire.run import finalise_shadow, prepare_shadow, send_in_looks, sending_pairs
+
+    plan = await prepare_shadow(
+        settings, policy=REPO / "gates" / "traffic.yaml", mirrored_since=since, out_dir=tmp_path / "out"
+    )
+    assert plan.pending() == []  # nothing to send: both arms' answers are the gateway's log
+    async with sending_pairs(plan):
+        n_requested, looks = await send_in_looks(plan.id, warmup=0)
+    assert n_requested == 0
+    return await finalise_shadow(plan.id, n_requested=n_requested, looks=looks)
+
+
+@pytest.mark.parametrize(("wrong_rate", "verdict"), [(0.0, "PASS"), (0.3, "FAIL")])
+async def test_the_gate_judges_mirrored_pairs_without_sending_a_request(
+    tmp_path: Path, wrong_rate: float, verdict: str
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    settings = settings_for(tmp_path)
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    # 20 ms each: the latency rules compare like with like, not scheduling noise around zero.
+    async with FakeOpenAI(latency_s=0.02) as v1, FakeOpenAI(latency_s=0.02, wrong_rate=wrong_rate, seed=1) as v2:
+        move(settings, "production", registered(settings, "v1", v1.base_url))
+        move(settings, "challenger", registered(settings, "v2", v2.base_url))
+        gateway = gateway_for(settings, mirror=1.0)
+        async with running(gateway) as url:
+            prompts = [f"Q: {a}{op}{b}=\nA:" for a in range(10) for b in range(10) for op in "+*"][:150]
+            for chunk in range(0, len(prompts), 25):
+                await asyncio.gather(
+                    *(post(url, {"model": MODEL, "prompt": p, "temperature": 0}) for p in prompts[chunk : chunk + 25])
+                )
+            await logged(gateway, 150, kind="mirrored")
+        sent = (v1.requests, v2.requests)
+        result = await mirrored_gate(settings, tmp_path, since)
+        assert (v1.requests, v2.requests) == sent  # the gate sent nothing
+    assert result.verdict.value == verdict, result.reasons
+    assert result.n_pairs == 150 and result.n_requested == 0
