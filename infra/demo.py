@@ -103,7 +103,7 @@ def main() -> int:
         console.print(
             f"  {name:18s} {verdict.get(code, f'[red]ERROR[/] (exit {code})')}   {path}/report.md", soft_wrap=True
         )
-    step("Quality beyond exact match (the tiny judge: a real path, a weak judge)")
+    step("Quality beyond exact match (a calibrated tiny judge, ragas, confidence, safety)")
     for label, code in judged.items():
         console.print(f"  {label:68s} exit {code}", soft_wrap=True)
     if monitored:
@@ -140,14 +140,19 @@ def quality_beyond_exact_match(aire: Callable[..., int], reports: Path) -> dict[
     """The judge next to exact match, its calibration, ragas's metrics on the RAG suite, the model's
     confidence calibrated against correctness, and the safety gate catching a planted leak."""
     labels = str(Path(__file__).resolve().parents[1] / "datasets" / "arith-judged" / "labels.jsonl")
-    safety = ["--champion", "champion", "--challenger", "challenger-worse", "--suite", "safety-local"]
+    arms = ["--champion", "champion", "--challenger", "challenger-worse"]
+    safety, judged = [*arms, "--suite", "safety-local"], [*arms, "--suite", "arith-judged"]
     return {
         "arith-judged on challenger-worse (judge_correct next to exact_match)": aire(
             "run", "offline", "--suite", "arith-judged", "--endpoint", "challenger-worse"
         ),
-        # A weak judge must not gate: calibration measures it, --min-kappa refuses it (exit 1).
-        "aire judge calibrate --min-kappa 0.6 (expected: refused, exit 1)": aire(
+        # Before a judge may gate, calibration against labelled answers: kappa must reach 0.6.
+        "aire judge calibrate --min-kappa 0.6 (the tiny judge: kappa ~0.95, exit 0)": aire(
             "judge", "calibrate", "--labels", labels, "--min-kappa", "0.6"
+        ),
+        # Calibrated, its verdicts gate: judge_correct (min_kappa 0.6 in the policy) FAILs challenger-worse.
+        "judged gate on arith-judged (expected FAIL on judge_correct, exit 1)": aire(
+            "gate", "--policy", "gates/judged.yaml", *judged, "--out", str(reports / "demo-judged"), "--fresh"
         ),
         # The answering model needs room for the passages: the judge's server (8,192 positions) answers.
         "rag suite, ragas metrics (the judged ones ask the judge)": aire(

@@ -24,6 +24,7 @@ from aiohttp import web
 from aire.client.config import AireConfig
 from aire.core.settings import Settings
 from aire.gateway.config import GatewayConfig
+from aire.gateway.metrics import GatewayMetrics
 from aire.gateway.mirror import Copy, Mirror
 from aire.gateway.requests import CHAT, COMPLETIONS, BadRequest, error_body, params_of, parse, prompt_text
 from aire.gateway.routes import Route, RouteTable, Upstream
@@ -58,6 +59,7 @@ class Gateway:
         self.traffic = TrafficLog(config.log, GatewayLog(self.store))
         self.mirror = Mirror(config, self.traffic.record)
         self.counters = Counters()
+        self.metrics = GatewayMetrics(self._gauges)
         self._session: aiohttp.ClientSession | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -67,6 +69,7 @@ class Gateway:
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/health", self.health)
+        app.router.add_get("/metrics", self.prometheus)
         app.cleanup_ctx.append(self._lifecycle)
         return app
 
@@ -121,6 +124,22 @@ class Gateway:
         ok = bool(routed) and all(routed.values())
         return web.json_response({"ok": ok, "routes": routed}, status=200 if ok else 503)
 
+    async def prometheus(self, request: web.Request) -> web.Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    def _gauges(self) -> dict[str, tuple[str, float]]:
+        return {
+            "aire_gateway_rejected_total": ("Requests refused before going upstream.", self.counters.rejected),
+            "aire_gateway_mirror_sent_total": ("Mirrored copies sent to challenger.", self.mirror.sent),
+            "aire_gateway_mirror_dropped_total": ("Mirrored copies dropped (queue full).", self.mirror.dropped),
+            "aire_gateway_log_written_total": ("Traffic log rows written.", self.traffic.written),
+            "aire_gateway_log_dropped_total": ("Traffic log rows dropped (queue full).", self.traffic.dropped),
+            "aire_gateway_log_queue": ("Traffic log rows waiting.", self.traffic.queue.qsize()),
+            "aire_gateway_route_refresh_errors_total": ("Failed registry reads.", self.routes.errors),
+        }
+
     async def completions(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, COMPLETIONS)
 
@@ -160,6 +179,7 @@ class Gateway:
                 **outcome.row_fields(),
             }
             self.traffic.record(row)
+            self.metrics.observe(row)
         self._maybe_mirror(route, upstream, request_id, at, api, body, row)
         return response
 

@@ -269,6 +269,10 @@ async def test_the_log_is_redacted_and_the_mirror_pairs_by_request_id(tmp_path: 
         assert m.response != s.response  # the challenger answers wrong on purpose
     pairs = GatewayLog(gateway.store).mirrored_pairs(served[0].at)
     assert len(pairs) == 10
+    metrics = gateway.metrics.render().decode()
+    assert f'aire_gateway_requests_total{{route="{MODEL}",status="200",version="1"}} 10.0' in metrics
+    assert "aire_gateway_mirror_sent_total 10.0" in metrics and "aire_gateway_mirror_dropped_total 0.0" in metrics
+    assert 'aire_gateway_ttft_seconds_count{route="aire-model",version="1"} 10.0' in metrics
 
 
 # ---------------------------------------------------------------------------------------- the config
