@@ -50,7 +50,7 @@ async def canary_task(
 
 @task(name="check-traffic", cache_policy=NONE)
 def traffic_task(
-    log_dir: Path, window_s: float, reference_s: float, endpoint: str, embeddings: bool, since: str | None
+    log_dir: Path | str, window_s: float, reference_s: float, endpoint: str, embeddings: bool, since: str | None
 ) -> TrafficResult | None:
     now = now_utc()
     # `since` pins the current window's start (e.g. a deploy time); otherwise it trails `now`.
@@ -62,6 +62,7 @@ def traffic_task(
         reference=timedelta(seconds=reference_s),
         endpoint=endpoint,
         embeddings=embeddings,
+        store_url=get_settings().resolved_store_url,
     )
 
 
@@ -94,7 +95,8 @@ async def monitor(
     model = model or settings.registered_model
     version, endpoint = resolve_production(settings, model)
     suite = canary_suite(settings, model, version, suite)  # --suite, else the suite it was gated on
-    log_dir = Path(logs) if logs else settings.resolved_home() / "logs"
+    # "store": the gateway's traffic log; otherwise a folder of JSONL logs.
+    log_dir: Path | str = logs if logs == "store" else Path(logs) if logs else settings.resolved_home() / "logs"
     probe_id = f"{flow_run.id or uuid.uuid4().hex}:canary"
     canary_result = await canary_task(
         model,

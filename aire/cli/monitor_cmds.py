@@ -25,7 +25,12 @@ def monitor_cmd(
             min=1, help="Inputs per canary run (rotating through the suite). [default: AIRE_CANARY_SIZE, 300]"
         ),
     ] = None,
-    logs: Annotated[Path | None, typer.Option(help="Folder of production JSONL logs. [default: <home>/logs]")] = None,
+    logs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of production JSONL logs, or 'store': the gateway's traffic log. [default: <home>/logs]"
+        ),
+    ] = None,
     window: Annotated[float, typer.Option(min=1, help="Current window, seconds.")] = 3600.0,
     reference: Annotated[float, typer.Option(min=1, help="Reference window before it, seconds.")] = 86400.0,
     since: Annotated[

@@ -172,6 +172,7 @@ class Gateway:
                 "model": upstream.model,
                 "version": upstream.version,
                 "served_model": upstream.served_model,
+                "endpoint": upstream.endpoint,
                 "api": api,
                 "stream": bool(body.get("stream")),
                 "prompt": prompt_text(body, api),

@@ -91,6 +91,7 @@ class Mirror:
                 "model": copy.upstream.model,
                 "version": copy.upstream.version,
                 "served_model": copy.upstream.served_model,
+                "endpoint": copy.upstream.endpoint,
                 "stream": True,
             }
         )

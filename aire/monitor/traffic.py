@@ -3,6 +3,7 @@ reference window (aire.monitor.drift), then SLO burn rates (aire.monitor.slo).""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ def now_utc() -> datetime:
 
 
 def check_traffic(
-    log_dir: Path,
+    log_dir: Path | str,
     *,
     now: datetime,
     window: timedelta,
@@ -24,25 +25,28 @@ def check_traffic(
     endpoint: str | None = None,
     embeddings: bool = True,
     alpha: float = 0.05,
+    store_url: str | None = None,
 ) -> TrafficResult | None:
-    """Validate, drift-test and SLO-check the logs; None when there are no log files at all."""
-    from aire.data.logs import read_logs
+    """Validate, drift-test and SLO-check the logs; None when there are none at all.
+
+    ``log_dir``: a folder of JSONL logs, or ``"store"``: the gateway's traffic log in ``store_url``.
+    """
     from aire.monitor.drift.detect import detect_drift
     from aire.monitor.slo import DEFAULT_SLOS, evaluate_slos
     from aire.monitor.validation import valid_rows, validate_logs
 
-    files = sorted(log_dir.glob("*.jsonl")) if log_dir.is_dir() else []
-    if not files:
+    read_logs = _reader(log_dir, store_url)
+    if read_logs is None:
         return None
-    current = read_logs(files, since=now - window, until=now)
-    ref = read_logs(files, since=now - window - reference, until=now - window)
+    current = read_logs(since=now - window, until=now)
+    ref = read_logs(since=now - window - reference, until=now - window)
     report = validate_logs(current)
     cur_ok = valid_rows(current, report)
     ref_ok = valid_rows(ref, validate_logs(ref))
     cur_ok, ref_ok = _for_endpoint(cur_ok, endpoint), _for_endpoint(ref_ok, endpoint)
     drift = detect_drift(ref_ok, cur_ok, alpha=alpha, embeddings=embeddings) if len(ref_ok) and len(cur_ok) else None
     # Burn rates look back up to three days.
-    history = read_logs(files, since=now - timedelta(days=3), until=now)
+    history = read_logs(since=now - timedelta(days=3), until=now)
     hist_ok = valid_rows(history, validate_logs(history))
     hist_ok = _for_endpoint(hist_ok, endpoint)
     slo = evaluate_slos(hist_ok, DEFAULT_SLOS, now) if len(hist_ok) else None
@@ -71,6 +75,20 @@ def check_traffic(
         error_ratio=float((cur_ok["status"] == "error").mean()) if len(cur_ok) else None,
         latency_ms=latency,
     )
+
+
+def _reader(log_dir: Path | str, store_url: str | None) -> Callable[..., Any] | None:
+    """``read(since=, until=) -> LogBatch`` over the source; None when it holds no logs."""
+    from aire.data.logs import read_logs
+    from aire.monitor.gateway_logs import SOURCE, read_gateway_logs
+
+    if str(log_dir) == SOURCE:
+        if store_url is None:
+            raise ValueError("the gateway's traffic log needs the store's URL")
+        return lambda since, until: read_gateway_logs(store_url, since, until)
+    folder = Path(log_dir)
+    files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+    return (lambda since, until: read_logs(files, since=since, until=until)) if files else None
 
 
 def _for_endpoint(frame: Any, endpoint: str | None) -> Any:

@@ -186,6 +186,7 @@ class GatewayRequest(Base):
     model: Mapped[str | None] = mapped_column(String(200), nullable=True)
     version: Mapped[str | None] = mapped_column(String(32), nullable=True)
     served_model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    endpoint: Mapped[str | None] = mapped_column(String(200), nullable=True)  # its aire.yaml name, if any
     api: Mapped[str] = mapped_column(String(16))  # "completions" or "chat"
     stream: Mapped[bool] = mapped_column(default=False)
     status: Mapped[int] = mapped_column(Integer)

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from aiohttp import web
 
 from aire.client.config import AireConfig, EndpointConfig
@@ -293,8 +294,13 @@ def test_a_bad_gateway_config_names_file_line_and_field(tmp_path: Path) -> None:
 async def mirrored_gate(settings: Settings, tmp_path: Path, since: Any) -> Any:
     from aire.run import finalise_shadow, prepare_shadow, send_in_looks, sending_pairs
 
+    # gates/traffic.yaml without its relative latency rule: two fakes on a loaded CI box differ in
+    # scheduling noise, which is not what this test is about (the real-vLLM test uses the whole policy).
+    policy = yaml.safe_load((REPO / "gates" / "traffic.yaml").read_text())
+    policy["rules"] = [r for r in policy["rules"] if r["kind"] != "latency_relative"]
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
     plan = await prepare_shadow(
-        settings, policy=REPO / "gates" / "traffic.yaml", mirrored_since=since, out_dir=tmp_path / "out"
+        settings, policy=tmp_path / "policy.yaml", mirrored_since=since, out_dir=tmp_path / "out"
     )
     assert plan.pending() == []  # nothing to send: both arms' answers are the gateway's log
     async with sending_pairs(plan):
@@ -328,3 +334,30 @@ async def test_the_gate_judges_mirrored_pairs_without_sending_a_request(
         assert (v1.requests, v2.requests) == sent  # the gate sent nothing
     assert result.verdict.value == verdict, result.reasons
     assert result.n_pairs == 150 and result.n_requested == 0
+
+
+async def test_the_monitor_reads_its_window_from_the_gateway_log(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from aire.monitor.traffic import check_traffic
+
+    settings = settings_for(tmp_path)
+    async with FakeOpenAI(latency_s=0, token_delay_s=0.001) as v1:
+        move(settings, "production", registered(settings, "v1", v1.base_url))
+        gateway = gateway_for(settings)
+        async with running(gateway) as url:
+            for i in range(30):
+                stream = i % 2 == 0
+                await post(url, {"model": MODEL, "prompt": f"Q: {i % 10}+2=\nA:", "stream": stream, "max_tokens": 4})
+            await logged(gateway, 30)
+    result = check_traffic(
+        "store",
+        now=datetime.now(UTC) + timedelta(seconds=1),
+        window=timedelta(hours=1),
+        reference=timedelta(days=1),
+        embeddings=False,
+        store_url=settings.resolved_store_url,
+    )
+    assert result is not None and result.n_current == 30 and result.n_reference == 0
+    assert result.bad_fraction == 0.0 and result.error_ratio == 0.0, result.markdown
+    assert result.latency_ms["ttft_ms/p50"] > 0 and result.latency_ms["e2e_ms/p99"] >= result.latency_ms["ttft_ms/p50"]

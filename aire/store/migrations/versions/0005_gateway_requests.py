@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("model", sa.String(200), nullable=True),
         sa.Column("version", sa.String(32), nullable=True),
         sa.Column("served_model", sa.String(200), nullable=True),
+        sa.Column("endpoint", sa.String(200), nullable=True),
         sa.Column("api", sa.String(16), nullable=False),
         sa.Column("stream", sa.Boolean(), nullable=False),
         sa.Column("status", sa.Integer(), nullable=False),

@@ -1,0 +1,167 @@
+"""What ``aire gateway`` adds: the same streaming client straight to the fake server and through the
+gateway, side by side in one run, alternating rounds (these machines are noisy), loopback only.
+
+Each arm sends N streamed requests at concurrency 32 (default N = 20,000 per arm, in rounds of 2,500
+alternating direct / gateway); per-request latency is first byte sent -> ``[DONE]`` read. Printed:
+the added latency at p50 and p99 (gateway minus direct), throughput through the gateway over direct,
+and the same with a 100% shadow mirror to a second fake (the client's latency should not change).
+Goals (issue 11): added p50 <= 1.5 ms, p99 <= 8 ms, throughput >= 0.85x direct, on the same two cores
+as the client and the fake server.
+
+Usage, from the repository root: ``python -m benchmarks.gateway [--n 20000] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import yaml
+
+from aire.ops.processes import free_port, wait_for
+from benchmarks.common import settle, start, stop
+
+BIN = Path(sys.executable).parent
+MODEL = "aire-model"
+PROMPTS = [f"Q: {a}{op}{b}=\nA:" for a in range(10) for b in range(10) for op in "+*"]
+
+
+async def load(base_url: str, model: str, n: int, concurrency: int) -> tuple[float, list[float]]:
+    """(wall seconds, per-request latencies in seconds) of n streamed completions."""
+    sem = asyncio.Semaphore(concurrency)
+    url = f"{base_url}/completions"
+    latencies: list[float] = []
+
+    async def one(session: aiohttp.ClientSession, i: int) -> None:
+        body = {"model": model, "prompt": PROMPTS[i % len(PROMPTS)], "max_tokens": 4, "temperature": 0,
+                "stop": ["\n"], "stream": True}  # fmt: skip
+        async with sem:
+            t0 = time.perf_counter()
+            async with session.post(url, json=body) as resp:
+                assert resp.status == 200, await resp.text()
+                async for line in resp.content:
+                    if line.startswith(b"data: [DONE]"):
+                        break
+            latencies.append(time.perf_counter() - t0)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(session, i) for i in range(n)))
+        return time.perf_counter() - t0, latencies
+
+
+def fake(latency_ms: int) -> tuple[subprocess.Popen[bytes], str]:
+    proc = start([str(BIN / "python"), "-m", "aire.testing.fake_openai", "--port", "0", "--latency-ms",
+                  str(latency_ms)], stdout=subprocess.PIPE)  # fmt: skip
+    assert proc.stdout is not None
+    url = proc.stdout.readline().decode().strip()
+    wait_for(url.removesuffix("/v1") + "/health", 20)
+    return proc, url
+
+
+def gateway(home: Path, production: str, challenger: str | None, mirror: float) -> tuple[subprocess.Popen[bytes], str]:
+    """A registry with the fakes as versions, and ``aire gateway`` in front of them (its own process)."""
+    env = {**os.environ, "AIRE_HOME": str(home), "AIRE_CONFIG": str(home / "aire.yaml")}
+    code = (
+        "import sys\n"
+        "from aire.client.config import EndpointConfig\n"
+        "from aire.core.settings import Settings\n"
+        "from aire.release.registry import promote, register\n"
+        "from aire.store.store import Store\n"
+        "s = Settings(); st = Store(s.resolved_store_url)\n"
+        "for alias, url in zip(('production', 'challenger'), sys.argv[1:]):\n"
+        "    ep = EndpointConfig(name=alias, base_url=url, model='fake', version=alias, weights_digest=alias)\n"
+        f"    promote(s, st, model='{MODEL}', alias=alias, version=register(s, '{MODEL}', ep), verdict='PASS')\n"
+    )
+    subprocess.run([str(BIN / "python"), "-c", code, production, *([challenger] if challenger else [])],
+                   env=env, check=True)  # fmt: skip
+    port = free_port()
+    config = home / "gateway.yaml"
+    config.write_text(yaml.safe_dump({"listen": {"port": port}, "routes": {MODEL: {"mirror": mirror}},
+                                      "mirror": {"queue": 100_000, "concurrency": 32}}))  # fmt: skip
+    proc = start([str(BIN / "aire"), "gateway", "--config", str(config)], env=env, stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL)  # fmt: skip
+    url = f"http://127.0.0.1:{port}/v1"
+    wait_for(f"{url}/models", 60)
+    return proc, url
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 10) - 1] if len(values) > 1 else values[0]
+
+
+async def compare(direct: str, through: str, n: int, rounds: int, concurrency: int) -> dict[str, float]:
+    walls: dict[str, float] = {"direct": 0.0, "gateway": 0.0}
+    lats: dict[str, list[float]] = {"direct": [], "gateway": []}
+    per_round = n // rounds
+    await load(direct, "fake", 500, concurrency)  # warm both paths: connection pools, first-call costs
+    await load(through, MODEL, 500, concurrency)
+    for r in range(rounds):
+        order = [("direct", direct, "fake"), ("gateway", through, MODEL)]
+        for arm, url, model in order if r % 2 == 0 else order[::-1]:
+            settle(10, 30)
+            wall, lat = await load(url, model, per_round, concurrency)
+            walls[arm] += wall
+            lats[arm] += lat
+    p = {arm: (pct(lats[arm], 50) * 1000, pct(lats[arm], 99) * 1000) for arm in lats}
+    return {
+        "direct_p50_ms": p["direct"][0],
+        "direct_p99_ms": p["direct"][1],
+        "added_p50_ms": p["gateway"][0] - p["direct"][0],
+        "added_p99_ms": p["gateway"][1] - p["direct"][1],
+        "throughput_ratio": walls["direct"] / walls["gateway"],
+        "direct_rps": len(lats["direct"]) / walls["direct"],
+        "gateway_rps": len(lats["gateway"]) / walls["gateway"],
+    }
+
+
+def report(title: str, m: dict[str, float]) -> None:
+    print(f"\n{title}")
+    print(f"  direct: p50 {m['direct_p50_ms']:.2f} ms, p99 {m['direct_p99_ms']:.2f} ms, {m['direct_rps']:.0f} req/s")
+    print(f"  gateway adds p50 {m['added_p50_ms']:+.2f} ms (goal <= 1.5), p99 {m['added_p99_ms']:+.2f} ms (goal <= 8)")
+    print(f"  throughput through the gateway / direct: {m['throughput_ratio']:.3f} (goal >= 0.85), "
+          f"{m['gateway_rps']:.0f} req/s")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=20_000, help="requests per arm")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--latency-ms", type=int, default=0, help="the fake server's fixed latency")
+    parser.add_argument("--quick", action="store_true", help="2,000 requests per arm")
+    args = parser.parse_args()
+    n = 2000 if args.quick else args.n
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        prod, prod_url = fake(args.latency_ms)
+        shadow, shadow_url = fake(args.latency_ms)
+        procs += [prod, shadow]
+        with tempfile.TemporaryDirectory() as tmp:
+            gw, gw_url = gateway(Path(tmp) / "plain", prod_url, None, 0.0)
+            procs.append(gw)
+            plain = asyncio.run(compare(prod_url, gw_url, n, args.rounds, args.concurrency))
+            stop(gw)
+            gw, gw_url = gateway(Path(tmp) / "mirror", prod_url, shadow_url, 1.0)
+            procs.append(gw)
+            mirrored = asyncio.run(compare(prod_url, gw_url, n, args.rounds, args.concurrency))
+        print(f"\n{n} streamed requests per arm, concurrency {args.concurrency}, fake latency {args.latency_ms} ms, "
+              f"{args.rounds} alternating rounds; client, fake server(s) and gateway on the same {os.cpu_count()} "
+              "cores")  # fmt: skip
+        report("gateway (no mirror) vs direct:", plain)
+        report("gateway with a 100% mirror to a second fake vs direct:", mirrored)
+    finally:
+        for proc in procs:
+            stop(proc)
+
+
+if __name__ == "__main__":
+    main()
