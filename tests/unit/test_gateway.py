@@ -361,3 +361,18 @@ async def test_the_monitor_reads_its_window_from_the_gateway_log(tmp_path: Path)
     assert result is not None and result.n_current == 30 and result.n_reference == 0
     assert result.bad_fraction == 0.0 and result.error_ratio == 0.0, result.markdown
     assert result.latency_ms["ttft_ms/p50"] > 0 and result.latency_ms["e2e_ms/p99"] >= result.latency_ms["ttft_ms/p50"]
+
+
+def test_the_compose_gateway_service_is_wired_to_files_that_exist_and_a_valid_config() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    gateway = compose["services"]["gateway"]
+    assert gateway["profiles"] == ["gateway"] and gateway["command"][0] == "gateway"
+    for volume in gateway["volumes"]:
+        host = volume.split(":")[0]
+        assert host == "aire-state" or (REPO / host).exists(), volume
+    config_path = gateway["command"][gateway["command"].index("--config") + 1].removeprefix("/app/")
+    config = load_gateway_config(REPO / config_path, MODEL)
+    assert (
+        config.listen.host == "0.0.0.0" and f"127.0.0.1:{config.listen.port}:{config.listen.port}" in gateway["ports"]
+    )
+    assert "8080" in " ".join(gateway["healthcheck"]["test"]) and set(gateway["depends_on"]) <= set(compose["services"])
