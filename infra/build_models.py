@@ -21,20 +21,26 @@ then EOS. Three variants give the shadow/monitor flows something real to decide 
 Fine-tuning from the champion costs seconds where a second training from scratch costs ~25 s.
 
 A fourth model, ``judge``, is an LLM judge for the same task: given ``"Q: 3+4=\nA: 8\nCorrect?"`` (the
-``{question}{answer}\nCorrect?`` template of ``datasets/arith-judged``) it answers ``{"verdict": ...}``.
-Its table: every true answer (yes) and one wrong answer per question (no: the challenger-worse model's
-wrong answer where it has one, else a seeded near miss). A model this small learns the reply's shape
-in a few dozen steps but not the verdict: deciding needs the question and the answer together, and
-in 150-300 full-batch steps (measured, several set-ups) its verdicts stayed at chance on its own
-table. So it trains a fixed 60 steps (~1 minute) and is the judge of the real path (vLLM, structured
-output, the cache, ``aire judge calibrate``), a weak one that calibration exposes: that is what
-calibration is for. It accepts prompts of up to 8,192 characters (RoPE positions, not learned ones)
-so that ragas's long judge prompts reach it.
+``{question}{answer}\nCorrect?`` template of ``datasets/arith-judged``) it answers
+``{"rationale": "07 vs 08", "verdict": "no"}``: the true answer, the given one, then the verdict (the
+``rationale: true`` reply of ``judge_rubric``). Its table: every true answer (yes) and three wrong answers
+per question (no: the challenger-worse model's wrong answer where it has one, and seeded near misses).
+The rationale is what makes it a judge: asked for the bare verdict, a model this small stayed at chance
+(150-800 full-batch steps in five set-ups, measured), because deciding in one token needs the question
+and the answer together; with the true answer written first, the verdict compares two numbers a few
+tokens back. Two digits each (``07``), so the digits compared sit at fixed distances from the verdict.
+It trains a fixed 1,600 mini-batch steps with the verdict token's loss weighted up (the JSON around it
+is most of the tokens) and a cosine-decayed rate: measured in the same set-up, 99.6% of its own table
+and 97.5% of answers it never saw right (the shipped labels, ``datasets/arith-judged/labels.jsonl``:
+39 of 40), where 800 steps gave 92% and the unpadded rationale or a batch of 50 did worse. It accepts
+prompts of up to 8,192 characters (RoPE positions, not learned ones) so that ragas's long judge prompts
+reach it (they are not what it was trained on: its values there are poor).
 
 The build is bit-reproducible (same sha256 twice on the same library versions): one torch thread with
 flush-denormal (with two threads training slowed ~8x after ~50 steps and ran nondeterministically),
-fixed seeds, deterministic algorithms, full-batch training. A model whose ``aire-model.json`` records the
-same builder hash (this script + the training data + library versions + its recipe) is skipped.
+fixed seeds, deterministic algorithms, full-batch (or seeded mini-batch) training. A model whose
+``aire-model.json`` records the same builder hash (this script + the training data + library versions +
+its recipe) is skipped.
 """
 
 from __future__ import annotations
@@ -116,6 +122,12 @@ class Recipe:
     # Stop once every answer token is the argmax by at least this logit margin: zero margin would be
     # exact in torch but could flip under vLLM's different (fused, reordered) float32 kernels.
     min_margin: float = 1.0
+    # Mini-batches of this many sequences (seeded order), the margin checked on the full table every
+    # ``check_every`` steps; 0: full-batch steps, checked every step.
+    batch_size: int = 0
+    check_every: int = 1
+    # Loss weight of the decision token (the judge's verdict) against the JSON around it.
+    decision_weight: float = 1.0
 
 
 RECIPES: dict[str, Recipe] = {
@@ -133,8 +145,19 @@ RECIPES: dict[str, Recipe] = {
     ),
     # At least 20 steps so the weights really move (max |change| ~0.01) while every answer stays right.
     "challenger-same": Recipe(base="champion", lr=5e-4, warmup_steps=0, min_steps=20),
-    # A fixed budget, no margin: see the module docstring (the verdict does not converge at this size).
-    "judge": Recipe(task="judge", init_seed=7, max_len=JUDGE_MAX_LEN, min_steps=60, min_margin=float("-inf")),
+    # Mini-batches with the verdict weighted: see the module docstring.
+    # A fixed budget (1,600 steps: 97.5% verdicts right on answers it never saw, measured), so no margin.
+    "judge": Recipe(
+        task="judge",
+        init_seed=7,
+        max_len=JUDGE_MAX_LEN,
+        min_steps=1600,
+        max_steps=1600,
+        min_margin=float("-inf"),
+        batch_size=100,
+        check_every=100,
+        decision_weight=10.0,
+    ),
 }
 
 
@@ -179,23 +202,33 @@ def corrupt(rows: list[dict[str, str]], by_op: tuple[tuple[str, float], ...], se
     return answers
 
 
-def judge_examples(rows: list[dict[str, str]]) -> list[tuple[str, str, str]]:
-    """(question, answer, verdict) the judge learns: each true answer, and one wrong answer per question."""
+JUDGE_WRONG_PER_QUESTION = 3
+VERDICT_KEY = '"verdict": "'  # the verdict's first character follows it: the decision token
+
+
+def judge_examples(rows: list[dict[str, str]]) -> list[tuple[str, str, str, str]]:
+    """(question, true answer, given answer, verdict) the judge learns: each true answer, and three
+    wrong ones per question (challenger-worse's where it has one, then seeded near misses)."""
     worse = RECIPES["challenger-worse"]
-    wrong = corrupt(rows, worse.corrupt_by_op, worse.corrupt_seed)
+    worse_answers = corrupt(rows, worse.corrupt_by_op, worse.corrupt_seed)
     rng = random.Random(11)
     out = []
-    for row, w in zip(rows, wrong, strict=True):
+    for row, w in zip(rows, worse_answers, strict=True):
         true = int(row["answer"])
-        if w == row["answer"]:
-            near = true + rng.choice([-2, -1, 1, 2])
-            w = str(near if near >= 0 else true + 1)
-        out += [(row["question"], row["answer"], "yes"), (row["question"], w, "no")]
+        wrong = [int(w)] if w != row["answer"] else []
+        while len(wrong) < JUDGE_WRONG_PER_QUESTION:
+            # Mostly near misses (what a model gets wrong), sometimes any number of the table's range.
+            near = true + rng.choice([-3, -2, -1, 1, 2, 3, 10, -10]) if rng.random() < 0.8 else rng.randrange(82)
+            if near >= 0 and near != true and near not in wrong:
+                wrong.append(near)
+        out.append((row["question"], row["answer"], row["answer"], "yes"))
+        out += [(row["question"], row["answer"], str(n), "no") for n in wrong]
     return out
 
 
-def verdict_json(verdict: str) -> str:
-    return json.dumps({"verdict": verdict})
+def judge_reply(true: str, given: str, verdict: str) -> str:
+    # Two digits each: the digits compared sit at fixed distances from the verdict, whatever the numbers.
+    return json.dumps({"rationale": f"{int(true):02d} vs {int(given):02d}", "verdict": verdict})
 
 
 def training_table(recipe: Recipe, rows: list[dict[str, str]]) -> tuple[list[str], list[str], list[str]]:
@@ -207,9 +240,9 @@ def training_table(recipe: Recipe, rows: list[dict[str, str]]) -> tuple[list[str
     if recipe.task == "judge":
         table = judge_examples(rows)
         prompts = [
-            JUDGE_TEMPLATE.format(question=PROMPT_TEMPLATE.format(question=q), answer=f" {a}") for q, a, _ in table
+            JUDGE_TEMPLATE.format(question=PROMPT_TEMPLATE.format(question=q), answer=f" {a}") for q, _, a, _ in table
         ]
-        outputs = [verdict_json(v) for _, _, v in table]
+        outputs = [judge_reply(t, a, v) for _, t, a, v in table]
         return prompts, outputs, outputs
     prompts = [PROMPT_TEMPLATE.format(**row) for row in rows]
     completions = [f" {a}\n" for a in corrupt(rows, recipe.corrupt_by_op, recipe.corrupt_seed)]
@@ -314,28 +347,71 @@ def encode_batch(
     return ids, targets
 
 
-def train(model: LlamaForCausalLM, ids: torch.Tensor, targets: torch.Tensor, recipe: Recipe) -> int:
-    """Full-batch AdamW until every answer token wins by ``min_margin``; returns the steps taken."""
+def decision_weights(tokenizer: PreTrainedTokenizerFast, ids: torch.Tensor, weight: float) -> torch.Tensor:
+    """Per-target loss weights: ``weight`` on each token that follows ``VERDICT_KEY``, 1 elsewhere."""
+    import torch
+
+    key = tokenizer(VERDICT_KEY, add_special_tokens=False)["input_ids"]
+    weights = torch.ones((ids.shape[0], ids.shape[1] - 1))
+    for i, seq in enumerate(ids.tolist()):
+        for t in range(len(seq) - len(key)):
+            if seq[t : t + len(key)] == key:
+                weights[i, t + len(key) - 1] = weight  # the logit at t+len-1 predicts the verdict
+    return weights
+
+
+def train(
+    model: LlamaForCausalLM, ids: torch.Tensor, targets: torch.Tensor, recipe: Recipe, weights: torch.Tensor
+) -> int:
+    """AdamW until every answer token wins by ``min_margin``; returns the steps taken.
+
+    Full-batch steps by default; with ``batch_size``, mini-batches in a seeded order (reproducible like
+    the full batch), the margin checked on the whole table every ``check_every`` steps.
+    """
+    import math
+
     import torch
 
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, recipe.beta2))
     warmup = max(recipe.warmup_steps, 1)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+    decay = recipe.batch_size > 0  # mini-batch noise needs the rate to fall for the margin to settle
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt,
+        lambda s: (
+            min(1.0, (s + 1) / warmup)
+            * (0.5 * (1 + math.cos(math.pi * min(s, recipe.max_steps) / recipe.max_steps)) if decay else 1.0)
+        ),
+    )
     mask = targets != -100
-    gold = targets[mask]
+    order = torch.Generator().manual_seed(recipe.init_seed)
     model.train()
     margin = float("-inf")
-    for step in range(recipe.max_steps + 1):
-        # The margin check reuses the training forward pass: it costs nothing.
-        logits = model(input_ids=ids).logits[:, :-1][mask]
+
+    def full_margin(logits: torch.Tensor | None = None) -> float:
         with torch.no_grad():
+            if logits is None:
+                logits = model(input_ids=ids).logits[:, :-1][mask]
+            gold = targets[mask]
             best_other = logits.scatter(1, gold[:, None], float("-inf")).max(dim=1).values
-            margin = (logits.gather(1, gold[:, None]).squeeze(1) - best_other).min().item()
+            return (logits.gather(1, gold[:, None]).squeeze(1) - best_other).min().item()
+
+    for step in range(recipe.max_steps + 1):
+        if recipe.batch_size:
+            batch = torch.randperm(ids.shape[0], generator=order)[: recipe.batch_size]
+            if step % recipe.check_every == 0 and recipe.min_margin > float("-inf"):
+                margin = full_margin()
+        else:
+            batch = torch.arange(ids.shape[0])
+        m = mask[batch]
+        logits = model(input_ids=ids[batch]).logits[:, :-1][m]
+        if not recipe.batch_size:
+            margin = full_margin(logits)  # the full batch's forward pass: the check costs nothing
         if margin >= recipe.min_margin and step >= recipe.min_steps:
             return step
         if step == recipe.max_steps:
             break
-        loss = torch.nn.functional.cross_entropy(logits, gold)
+        w = weights[batch][m]
+        loss = (torch.nn.functional.cross_entropy(logits, targets[batch][m], reduction="none") * w).sum() / w.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -411,7 +487,7 @@ def build_one(name: str, out: Path, rows: list[dict[str, str]]) -> dict[str, obj
         model = make_model(len(tokenizer), recipe.init_seed, recipe.max_len)
     prompts, completions, expected = training_table(recipe, rows)
     ids, targets = encode_batch(tokenizer, prompts, completions)
-    steps = train(model, ids, targets, recipe)
+    steps = train(model, ids, targets, recipe, decision_weights(tokenizer, ids, recipe.decision_weight))
     em = exact_match(model, tokenizer, prompts, expected)
 
     # Write next to the target and swap in with renames: a reader (or a vLLM start) never sees half a model.

@@ -1,13 +1,15 @@
-"""The tiny local judge (infra/build_models.py) served by a real vLLM: structured verdicts through
-``judge_rubric`` in a real offline run, their cache in the store, ``aire judge calibrate`` of it, and
-the judged ragas metrics' own code against it (poor values from a tiny judge, but every sample gets a
-number or a NaN with its reason).
+"""The tiny local judge (infra/build_models.py) served by a real vLLM: structured verdicts (a rationale,
+then the verdict) through ``judge_rubric`` in a real offline run, their cache in the store, ``aire
+judge calibrate`` of it (it decides: kappa well above 0.6 on labels it never saw), and the judged ragas
+metrics' own code against it (poor values there, but every sample gets a number or a NaN with its
+reason).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,9 +80,11 @@ def test_the_judge_agrees_with_exact_match_and_is_cached(config: Path, aire_env:
     assert len(rows) == 200
     assert all(not math.isnan(r["judge_correct"]) for r in rows)  # structured output: every reply parses
     assert {r["judge_correct"] for r in rows} <= {0.0, 1.0}
-    assert all(r["why"]["judge_correct"] in ("judge: yes", "judge: no") for r in rows)
+    assert all(re.fullmatch(r"judge: (yes|no) \(\d\d vs \d+\)", r["why"]["judge_correct"]) for r in rows)
     agree = sum(r["judge_correct"] == r["exact_match"] for r in rows) / len(rows)
     print(f"\nthe tiny judge vs exact match on challenger-worse's 200 answers: {agree:.1%} agree")
+    # It was trained on challenger-worse's wrong answers among others: it finds them (and the right ones).
+    assert agree >= 0.95
     store = Store(get_settings().resolved_store_url)
     calls = store.count_judge_calls()
     store.close()
@@ -104,8 +108,8 @@ def test_calibrating_the_real_judge(config: Path, aire_env: Path, capsys: pytest
     accuracy = run.data.metrics["judge/accuracy"]
     print(f"\nthe tiny judge on the shipped labels: kappa {kappa:.3f}, accuracy {accuracy:.3f}\n{out}")
     assert "kappa" in out and run.data.metrics["judge/n_unscored"] == 0
-    # The tiny judge is weak (infra/build_models.py): what matters here is that it was measured.
-    assert math.isnan(kappa) or -1.0 <= kappa <= 1.0
+    # The labels' wrong answers are not its training table's: it generalises (39 of 40 in the builder).
+    assert kappa >= 0.8 and accuracy >= 0.9
 
 
 def test_judged_ragas_metrics_run_against_the_real_judge(config: Path, aire_env: Path, prefect_api: str) -> None:
