@@ -4,7 +4,9 @@ routes each served name to the version holding ``production`` in the registry, m
 
 ``config`` reads gateway.yaml; ``routes`` keeps the route table fresh from the registry; ``requests``
 checks what clients send and writes OpenAI-style errors; ``upstream`` sends and relays; ``mirror``
-sends the shadow copies; ``traffic_log`` writes the log; ``app`` is the server; ``server`` runs it.
+sends the shadow copies; ``traffic_log`` writes the log; ``app`` is the server; ``server`` runs it;
+``cache`` keeps answers to deterministic requests per served version (exact, and semantic behind
+``cache_guard``), not yet called by ``app``.
 """
 
 from __future__ import annotations
@@ -14,20 +16,35 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from aire.gateway.app import Gateway
+    from aire.gateway.cache import CacheHit, CacheStats, ResponseCache
     from aire.gateway.config import GatewayConfig, load_gateway_config
     from aire.gateway.routes import Route, RouteTable, Upstream
     from aire.gateway.server import serve
 
 _WHERE = {
+    "CacheHit": "cache",
+    "CacheStats": "cache",
     "Gateway": "app",
     "GatewayConfig": "config",
     "Route": "routes",
     "RouteTable": "routes",
     "Upstream": "routes",
     "load_gateway_config": "config",
+    "ResponseCache": "cache",
     "serve": "server",
 }
-__all__ = ["Gateway", "GatewayConfig", "Route", "RouteTable", "Upstream", "load_gateway_config", "serve"]
+__all__ = [
+    "CacheHit",
+    "CacheStats",
+    "Gateway",
+    "GatewayConfig",
+    "ResponseCache",
+    "Route",
+    "RouteTable",
+    "Upstream",
+    "load_gateway_config",
+    "serve",
+]
 
 
 def __getattr__(name: str) -> Any:
