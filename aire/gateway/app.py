@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from aiohttp import web
 
 from aire.client.config import AireConfig
 from aire.core.settings import Settings
+from aire.core.types import Completion
+from aire.gateway.cache import ResponseCache
+from aire.gateway.cached import CACHE_HEADER, answer_hit, response_of, text_of
 from aire.gateway.config import GatewayConfig
 from aire.gateway.metrics import GatewayMetrics
 from aire.gateway.mirror import Copy, Mirror
@@ -59,8 +63,17 @@ class Gateway:
         self.traffic = TrafficLog(config.log, GatewayLog(self.store))
         self.mirror = Mirror(config, self.traffic.record)
         self.counters = Counters()
-        self.metrics = GatewayMetrics(self._gauges)
+        self.cache = self._cache(config)
+        self.metrics = GatewayMetrics(self._gauges)  # reads the parts above when scraped
+        self._pending: set[asyncio.Task[None]] = set()  # cache stores in flight (kept referenced)
         self._session: aiohttp.ClientSession | None = None
+
+    @staticmethod
+    def _cache(config: GatewayConfig) -> ResponseCache | None:
+        c = config.cache
+        if not c.enabled:
+            return None
+        return ResponseCache(max_entries=c.max_entries, ttl_s=c.ttl_s, semantic=c.semantic, threshold=c.threshold)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -76,6 +89,8 @@ class Gateway:
     async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         # Routes first: a (re)started gateway serves what the registry says before its first request.
         await asyncio.to_thread(self.routes.refresh)
+        if self.cache is not None and self.cache.semantic:
+            await asyncio.to_thread(self.cache.warm)  # the embedder loads now, not on a user's request
         connector = aiohttp.TCPConnector(limit=self.config.max_connections, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(connector=connector)
         stop, drained = asyncio.Event(), asyncio.Event()
@@ -90,6 +105,8 @@ class Gateway:
             # In-flight requests have been drained by aiohttp's shutdown by now; their log rows are
             # queued. Stop the rest, then let the writer empty its queue.
             stop.set()
+            if self._pending:
+                await asyncio.gather(*self._pending, return_exceptions=True)
             for task in background:
                 with contextlib.suppress(Exception):
                     await task
@@ -138,6 +155,20 @@ class Gateway:
             "aire_gateway_log_dropped_total": ("Traffic log rows dropped (queue full).", self.traffic.dropped),
             "aire_gateway_log_queue": ("Traffic log rows waiting.", self.traffic.queue.qsize()),
             "aire_gateway_route_refresh_errors_total": ("Failed registry reads.", self.routes.errors),
+            **self._cache_gauges(),
+        }
+
+    def _cache_gauges(self) -> dict[str, tuple[str, float]]:
+        if self.cache is None:
+            return {}
+        st = self.cache.stats
+        return {
+            "aire_gateway_cache_exact_hits_total": ("Requests answered by the exact cache.", st.exact_hits),
+            "aire_gateway_cache_semantic_hits_total": ("Requests answered by the semantic cache.", st.semantic_hits),
+            "aire_gateway_cache_misses_total": ("Cacheable requests not found.", st.misses),
+            "aire_gateway_cache_hit_ratio": ("Share of requests answered from the cache.", st.hit_rate),
+            "aire_gateway_cache_saved_tokens_total": ("Tokens not generated thanks to the cache.", st.saved_tokens),
+            "aire_gateway_cache_entries": ("Entries held.", st.entries),
         }
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
@@ -159,8 +190,16 @@ class Gateway:
         at = datetime.now(UTC)
         outcome = Outcome()
         headers = {VERSION_HEADER: upstream.label, REQUEST_ID_HEADER: request_id}
+        cache_kind: str | None = None
         try:
-            response = await self._forward(request, api, body, upstream, headers, outcome)
+            hit = await self.cache.alookup(upstream.label, api, body) if self.cache is not None else None
+            if hit is not None:
+                cache_kind = hit.kind
+                headers[CACHE_HEADER] = hit.kind
+                response = await self._from_cache(request, api, body, headers, hit.response, outcome)
+            else:
+                response = await self._forward(request, api, body, upstream, headers, outcome)
+                self._remember(upstream, api, body, request_id, outcome)
         finally:
             if outcome.error or outcome.status >= 400:
                 self.counters.errors += 1
@@ -177,12 +216,45 @@ class Gateway:
                 "stream": bool(body.get("stream")),
                 "prompt": prompt_text(body, api),
                 "params": params_of(body),
+                "cache": cache_kind,
                 **outcome.row_fields(),
             }
             self.traffic.record(row)
             self.metrics.observe(row)
         self._maybe_mirror(route, upstream, request_id, at, api, body, row)
         return response
+
+    async def _from_cache(
+        self,
+        request: web.Request,
+        api: str,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        cached: dict[str, Any],
+        outcome: Outcome,
+    ) -> web.StreamResponse:
+        usage = cached.get("usage") or {}
+        outcome.status = 200
+        outcome.completion = Completion(
+            text=text_of(cached, api),
+            finish_reason=((cached.get("choices") or [{}])[0]).get("finish_reason"),
+            prompt_tokens=usage.get("prompt_tokens"),
+            output_tokens=usage.get("completion_tokens"),
+        )
+        response = await answer_hit(request, cached, api, body, headers)
+        outcome.completion.e2e_s = time.perf_counter() - outcome.started
+        outcome.completion.ttft_s = outcome.completion.e2e_s
+        return response
+
+    def _remember(self, upstream: Upstream, api: str, body: dict[str, Any], request_id: str, outcome: Outcome) -> None:
+        """Store a successful answer in the cache, off the request path (a semantic entry embeds)."""
+        c = outcome.completion
+        if self.cache is None or c is None or outcome.error or outcome.status != 200:
+            return
+        response = response_of(c, api, upstream.served_model, request_id)
+        task = asyncio.create_task(self.cache.astore(upstream.label, api, body, response))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     def _route(self, model: str) -> tuple[Route, Upstream]:
         route = self.routes.routes.get(model)

@@ -12,6 +12,7 @@ Example::
     log:
       retention_days: 14          # traffic log rows older than this are deleted
       redact: true                # PII and secret patterns masked before anything is stored
+    cache: {enabled: false, semantic: false}   # temperature-0 answers, per served version
 
 A route's upstream is never written here: it is the registered version holding ``production``
 (its ``base_url`` and ``served_model`` tags), so a promotion or a rollback moves the traffic.
@@ -59,6 +60,20 @@ class MirrorConfig(BaseModel):
     concurrency: int = Field(8, ge=1)
 
 
+class CacheConfig(BaseModel):
+    """The response cache, for temperature-0 requests only, keyed by the served version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    # Off by default: a semantic hit answers an equivalent prompt's continuation, and the embedding
+    # costs ~20 ms of CPU a miss (aire.gateway.cache).
+    semantic: bool = False
+    threshold: float = Field(0.73, gt=0.0, le=1.0)
+    max_entries: int = Field(4096, ge=1)
+    ttl_s: float = Field(3600.0, gt=0)
+
+
 class GatewayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -72,6 +87,7 @@ class GatewayConfig(BaseModel):
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
     log: LogConfig = Field(default_factory=LogConfig)
     mirror: MirrorConfig = Field(default_factory=MirrorConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     def registered_model(self, route: str) -> str:
         return self.routes[route].registered_model or route

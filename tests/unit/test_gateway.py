@@ -60,8 +60,8 @@ async def running(gateway: Gateway) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-def gateway_for(settings: Settings, **route: Any) -> Gateway:
-    config = GatewayConfig(refresh_s=0.1, routes={MODEL: RouteConfig(**route)})
+def gateway_for(settings: Settings, cache: dict[str, Any] | None = None, **route: Any) -> Gateway:
+    config = GatewayConfig(refresh_s=0.1, routes={MODEL: RouteConfig(**route)}, cache=cache or {})
     return Gateway(settings, config, AireConfig(), rand=iter_rand())
 
 
@@ -376,3 +376,40 @@ def test_the_compose_gateway_service_is_wired_to_files_that_exist_and_a_valid_co
         config.listen.host == "0.0.0.0" and f"127.0.0.1:{config.listen.port}:{config.listen.port}" in gateway["ports"]
     )
     assert "8080" in " ".join(gateway["healthcheck"]["test"]) and set(gateway["depends_on"]) <= set(compose["services"])
+
+
+# ------------------------------------------------------------------------------------------ the cache
+async def test_the_exact_cache_answers_repeats_per_version_streamed_or_not(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with FakeOpenAI(latency_s=0.01) as v1, FakeOpenAI(latency_s=0.01, wrong_rate=1.0) as v2:
+        one, two = registered(settings, "v1", v1.base_url), registered(settings, "v2", v2.base_url)
+        move(settings, "production", one)
+        gateway = gateway_for(settings, cache={"enabled": True})
+        async with running(gateway) as url:
+            body = {"model": MODEL, "prompt": "Q: 3+4=\nA:", "max_tokens": 4, "temperature": 0}
+            first = await post(url, {**body, "stream": True})
+            await asyncio.sleep(0.2)  # the store runs after the answer
+            again = await post(url, body)  # not streamed this time: the same answer
+            assert v1.requests == 1 and again[1]["x-aire-cache"] == "exact" and "x-aire-cache" not in first[1]
+            assert json.loads(again[2])["choices"][0]["text"] == "".join(
+                c["choices"][0]["text"] for c in events(first[2])
+            )
+            replay = await post(url, {**body, "stream": True, "stream_options": {"include_usage": True}})
+            chunks = events(replay[2])
+            assert replay[1]["x-aire-cache"] == "exact" and chunks[0]["choices"][0]["text"].strip() == "7"
+            assert chunks[-1]["usage"]["completion_tokens"] == 2 and replay[2].rstrip().endswith(b"[DONE]")
+            assert (await post(url, {**body, "temperature": 0.7}))[1].get("x-aire-cache") is None  # sampled
+            assert v1.requests == 2
+            move(settings, "production", two)  # a new version never gets the old one's answers
+            for _ in range(100):
+                _, headers, raw = await post(url, body)
+                if headers["x-aire-version"] == f"{MODEL}/{two}":
+                    break
+                await asyncio.sleep(0.05)
+            assert "x-aire-cache" not in headers and json.loads(raw)["choices"][0]["text"].strip() != "7"
+            rows = await logged(gateway, 5)
+    assert [r.cache for r in rows[:3]] == [None, "exact", "exact"]
+    stats = gateway.cache.stats  # type: ignore[union-attr]
+    # Two hits above, and one per request of the loop that still reached v1 before the route moved.
+    assert stats.exact_hits >= 2 and stats.saved_tokens > 0
+    assert f"aire_gateway_cache_exact_hits_total {stats.exact_hits:.1f}" in gateway.metrics.render().decode()
