@@ -25,6 +25,7 @@ from aiohttp import web
 from aire.client.config import AireConfig
 from aire.core.settings import Settings
 from aire.core.types import Completion
+from aire.gateway.breaker import BreakerOpen, Breakers, Failed
 from aire.gateway.cache import ResponseCache
 from aire.gateway.cached import CACHE_HEADER, answer_hit, response_of, text_of
 from aire.gateway.config import GatewayConfig
@@ -64,6 +65,9 @@ class Gateway:
         self.mirror = Mirror(config, self.traffic.record)
         self.counters = Counters()
         self.cache = self._cache(config)
+        b = config.breaker
+        self.breakers = Breakers(threshold=b.threshold, open_s=b.open_s, slow_ttft_s=b.slow_ttft_s)
+        self.incidents_opened = 0
         self.metrics = GatewayMetrics(self._gauges)  # reads the parts above when scraped
         self._pending: set[asyncio.Task[None]] = set()  # cache stores in flight (kept referenced)
         self._session: aiohttp.ClientSession | None = None
@@ -155,6 +159,12 @@ class Gateway:
             "aire_gateway_log_dropped_total": ("Traffic log rows dropped (queue full).", self.traffic.dropped),
             "aire_gateway_log_queue": ("Traffic log rows waiting.", self.traffic.queue.qsize()),
             "aire_gateway_route_refresh_errors_total": ("Failed registry reads.", self.routes.errors),
+            "aire_gateway_breakers_open": (
+                "Upstream versions whose circuit breaker is open.",
+                sum(st == "opened" for st in self.breakers.states.values()),
+            ),
+            "aire_gateway_breaker_opened_total": ("Times a circuit breaker opened.", self.breakers.opened),
+            "aire_gateway_incidents_opened_total": ("Incidents the gateway opened.", self.incidents_opened),
             **self._cache_gauges(),
         }
 
@@ -198,7 +208,7 @@ class Gateway:
                 headers[CACHE_HEADER] = hit.kind
                 response = await self._from_cache(request, api, body, headers, hit.response, outcome)
             else:
-                response = await self._forward(request, api, body, upstream, headers, outcome)
+                response, upstream = await self._guarded(request, api, body, route, upstream, headers, outcome)
                 self._remember(upstream, api, body, request_id, outcome)
         finally:
             if outcome.error or outcome.status >= 400:
@@ -245,6 +255,59 @@ class Gateway:
         outcome.completion.e2e_s = time.perf_counter() - outcome.started
         outcome.completion.ttft_s = outcome.completion.e2e_s
         return response
+
+    async def _guarded(
+        self,
+        request: web.Request,
+        api: str,
+        body: dict[str, Any],
+        route: Route,
+        upstream: Upstream,
+        headers: dict[str, str],
+        outcome: Outcome,
+    ) -> tuple[web.StreamResponse, Upstream]:
+        """``_forward`` through the upstream's circuit breaker; an open breaker on production fails over
+        to the route's fallback and opens an incident for the version (once)."""
+        response: web.StreamResponse | None = None
+        try:
+            async with await self.breakers.get(upstream.label):  # type: ignore[attr-defined]
+                response = await self._forward(request, api, body, upstream, headers, outcome)
+                if self.breakers.failed(outcome):
+                    raise Failed(outcome.error or str(outcome.status))
+            return response, upstream
+        except Failed:
+            assert response is not None
+            return response, upstream
+        except BreakerOpen:
+            fallback = route.fallback if upstream is route.production else None
+            await self._incident(upstream)
+            if fallback is None or self.breakers.is_open(fallback.label):
+                outcome.status, outcome.error = 503, f"circuit breaker open for {upstream.label}"
+                return BadRequest(503, outcome.error, kind="upstream_error", code="circuit_open",
+                                  headers=headers).response(), upstream  # fmt: skip
+            headers[VERSION_HEADER] = fallback.label
+            return await self._guarded(request, api, body, route, fallback, headers, outcome)
+
+    async def _incident(self, upstream: Upstream) -> None:
+        """One incident per version (the store enforces it), opened off the event loop."""
+        from aire.release.incidents import open_incident
+
+        def open_it() -> bool:
+            _, created = open_incident(
+                self.store,
+                model=upstream.model,
+                version=upstream.version,
+                severity="page",
+                summary=f"gateway: circuit breaker opened for {upstream.label} "
+                f"({self.config.breaker.threshold} consecutive failed requests)",
+                evidence={"source": "gateway", "breaker": self.config.breaker.model_dump()},
+            )
+            return created
+
+        if await asyncio.to_thread(open_it):
+            self.incidents_opened += 1
+            log.warning("circuit breaker open for %s: incident opened, traffic to the fallback", upstream.label)
+            await asyncio.to_thread(self.routes.refresh)  # the route leaves the version now, not in 2 s
 
     def _remember(self, upstream: Upstream, api: str, body: dict[str, Any], request_id: str, outcome: Outcome) -> None:
         """Store a successful answer in the cache, off the request path (a semantic entry embeds)."""

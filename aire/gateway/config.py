@@ -74,6 +74,16 @@ class CacheConfig(BaseModel):
     ttl_s: float = Field(3600.0, gt=0)
 
 
+class BreakerConfig(BaseModel):
+    """A circuit breaker per upstream version (aire.gateway.breaker)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: int = Field(5, ge=1, description="Consecutive failed requests that open it.")
+    open_s: float = Field(30.0, gt=0, description="How long it stays open before one trial request.")
+    slow_ttft_s: float | None = Field(None, gt=0, description="A first token slower than this is a failure.")
+
+
 class GatewayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -88,6 +98,7 @@ class GatewayConfig(BaseModel):
     log: LogConfig = Field(default_factory=LogConfig)
     mirror: MirrorConfig = Field(default_factory=MirrorConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
 
     def registered_model(self, route: str) -> str:
         return self.routes[route].registered_model or route

@@ -50,6 +50,9 @@ class Route:
     mirror: float = 0.0
     # Why production is not the alias holder (an open incident), for /v1/models and the logs.
     note: str | None = None
+    # Where production's requests go while its circuit breaker is open: the newest earlier production
+    # version with no open incident (None: no such version; the requests get 503).
+    fallback: Upstream | None = None
 
     def pick(self, rand: Callable[[], float] = random.random) -> Upstream | None:
         """The upstream this request goes to: the challenger for a ``canary`` share, else production."""
@@ -82,6 +85,7 @@ class RouteTable:
             model = self.config.registered_model(name)
             try:
                 production, note = self._serving(mc, store, model)
+                fallback = self._last_good(mc, store, model, production.version) if production else None
                 challenger = self._upstream(mc, model, "challenger")
             except MlflowException as exc:
                 self.errors += 1
@@ -89,7 +93,7 @@ class RouteTable:
                 continue
             if challenger is not None and production is not None and challenger.version == production.version:
                 challenger = None  # nothing to compare or split against
-            new[name] = Route(name, production, challenger, rc.canary, rc.mirror, note)
+            new[name] = Route(name, production, challenger, rc.canary, rc.mirror, note, fallback)
         self.routes = new
         self.refreshed += 1
         return new
@@ -99,13 +103,20 @@ class RouteTable:
         if holder is None or open_for(store, model, holder.version) is None:
             return holder, None
         # An open incident on the holder: the newest earlier production version without one serves.
-        moves = [m for m in store.alias_history(model) if m.alias == "production" and m.version != holder.version]
+        fallback = self._last_good(mc, store, model, holder.version)
+        if fallback is not None:
+            return fallback, f"v{holder.version} has an open incident: serving v{fallback.version}"
+        return None, f"v{holder.version} has an open incident and no earlier version is clear"
+
+    def _last_good(self, mc: object, store: Store, model: str, besides: str) -> Upstream | None:
+        """The newest production version in the alias history, other than ``besides``, with no open incident."""
+        moves = [m for m in store.alias_history(model) if m.alias == "production" and m.version != besides]
         for move in sorted(moves, key=lambda m: m.seq, reverse=True):
             if open_for(store, model, move.version) is None:
-                fallback = self._version(mc, model, move.version)
-                if fallback is not None:
-                    return fallback, f"v{holder.version} has an open incident: serving v{fallback.version}"
-        return None, f"v{holder.version} has an open incident and no earlier version is clear"
+                found = self._version(mc, model, move.version)
+                if found is not None:
+                    return found
+        return None
 
     def _upstream(self, mc: object, model: str, alias: str) -> Upstream | None:
         from mlflow.exceptions import MlflowException

@@ -413,3 +413,30 @@ async def test_the_exact_cache_answers_repeats_per_version_streamed_or_not(tmp_p
     # Two hits above, and one per request of the loop that still reached v1 before the route moved.
     assert stats.exact_hits >= 2 and stats.saved_tokens > 0
     assert f"aire_gateway_cache_exact_hits_total {stats.exact_hits:.1f}" in gateway.metrics.render().decode()
+
+
+# ------------------------------------------------------------------------------------ circuit breaker
+async def test_an_open_breaker_fails_over_to_the_last_good_version_and_opens_one_incident(tmp_path: Path) -> None:
+    from aire.release.incidents import list_incidents
+
+    settings = settings_for(tmp_path)
+    always_500 = lambda info: Fault("status", status=500)  # noqa: E731
+    async with FakeOpenAI(latency_s=0) as v1, FakeOpenAI(latency_s=0, faults=always_500) as v2:
+        one, two = registered(settings, "v1", v1.base_url), registered(settings, "v2", v2.base_url)
+        move(settings, "production", one)
+        move(settings, "production", two)  # a bad release: every request fails
+        config = GatewayConfig(refresh_s=60, routes={MODEL: RouteConfig()}, breaker={"threshold": 3, "open_s": 60})
+        gateway = Gateway(settings, config, AireConfig())
+        async with running(gateway) as url:
+            got = [await post(url, {"model": MODEL, "prompt": f"Q: {i}+1=\nA:"}) for i in range(10)]
+            metrics = gateway.metrics.render().decode()
+    statuses = [status for status, _, _ in got]
+    # Three failures open the breaker; from then on every request is answered by v1.
+    assert statuses[:3] == [500, 500, 500] and statuses[3:] == [200] * 7
+    assert {h["x-aire-version"] for _, h, _ in got[3:]} == {f"{MODEL}/{one}"}
+    assert v2.requests == 3 and v1.requests == 7
+    (incident,) = list_incidents(Store(settings.resolved_store_url), MODEL, include_cleared=False)
+    assert incident.version == two and "circuit breaker" in incident.summary
+    assert "aire_gateway_breakers_open 1.0" in metrics and "aire_gateway_incidents_opened_total 1.0" in metrics
+    # The route itself left v2 (the incident), not only the breaker: a new gateway starts on v1.
+    assert gateway.routes.routes[MODEL].production.label == f"{MODEL}/{one}"  # type: ignore[union-attr]
