@@ -16,7 +16,7 @@ import sys
 import typer
 from typer.exceptions import TyperException
 
-from aire.cli import db_cmds, gate_cmds, gateway_cmds, judge_cmds, monitor_cmds, run_cmds, serve_cmds
+from aire.cli import db_cmds, gate_cmds, gateway_cmds, judge_cmds, keys_cmds, monitor_cmds, run_cmds, serve_cmds
 from aire.core.errors import EXIT_ERROR, AireError
 from aire.core.settings import get_settings, quiet_environment
 
@@ -31,12 +31,14 @@ run_app = typer.Typer(help="Run an evaluation flow.", no_args_is_help=True)
 models_app = typer.Typer(help="Build the tiny local models used by the demo and tests.", no_args_is_help=True)
 db_app = typer.Typer(help="The results store: schema migrations.", no_args_is_help=True)
 judge_app = typer.Typer(help="LLM judges: calibrate one against human labels before it gates.", no_args_is_help=True)
+keys_app = typer.Typer(help="The gateway's API keys: create (shown once), list, revoke.", no_args_is_help=True)
 incidents_app = typer.Typer(help="Incidents opened by the monitor; `clear` re-allows promoting a version.")
 app.add_typer(run_app, name="run")
 app.add_typer(models_app, name="models")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(db_app, name="db")
 app.add_typer(judge_app, name="judge")
+app.add_typer(keys_app, name="keys")
 
 # The command tree in one place; `aire --help` lists the commands in this order (then the groups above).
 run_app.command("offline")(run_cmds.run_offline)
@@ -59,6 +61,9 @@ app.command("evaluators")(serve_cmds.list_evaluators)
 app.command("version")(serve_cmds.version)
 db_app.command("upgrade")(db_cmds.db_upgrade)
 judge_app.command("calibrate")(judge_cmds.calibrate_cmd)
+keys_app.command("create")(keys_cmds.keys_create)
+keys_app.command("list")(keys_cmds.keys_list)
+keys_app.command("revoke")(keys_cmds.keys_revoke)
 
 
 def main(argv: list[str] | None = None) -> int:

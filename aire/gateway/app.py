@@ -25,6 +25,7 @@ from aiohttp import web
 from aire.client.config import AireConfig
 from aire.core.settings import Settings
 from aire.core.types import Completion
+from aire.gateway.access import Access
 from aire.gateway.breaker import BreakerOpen, Breakers, Failed
 from aire.gateway.cache import ResponseCache
 from aire.gateway.cached import CACHE_HEADER, answer_hit, response_of, text_of
@@ -35,6 +36,7 @@ from aire.gateway.requests import CHAT, COMPLETIONS, BadRequest, error_body, par
 from aire.gateway.routes import Route, RouteTable, Upstream
 from aire.gateway.traffic_log import TrafficLog
 from aire.gateway.upstream import Outcome, UpstreamUnavailable, open_upstream, read_body, relay_stream
+from aire.store.api_keys import ApiKeys
 from aire.store.gateway_log import SERVED, GatewayLog
 from aire.store.store import Store
 
@@ -68,6 +70,7 @@ class Gateway:
         b = config.breaker
         self.breakers = Breakers(threshold=b.threshold, open_s=b.open_s, slow_ttft_s=b.slow_ttft_s)
         self.incidents_opened = 0
+        self.access = Access(ApiKeys(self.store), required=config.keys.required)
         self.metrics = GatewayMetrics(self._gauges)  # reads the parts above when scraped
         self._pending: set[asyncio.Task[None]] = set()  # cache stores in flight (kept referenced)
         self._session: aiohttp.ClientSession | None = None
@@ -93,13 +96,14 @@ class Gateway:
     async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         # Routes first: a (re)started gateway serves what the registry says before its first request.
         await asyncio.to_thread(self.routes.refresh)
+        await asyncio.to_thread(self.access.refresh)
         if self.cache is not None and self.cache.semantic:
             await asyncio.to_thread(self.cache.warm)  # the embedder loads now, not on a user's request
         connector = aiohttp.TCPConnector(limit=self.config.max_connections, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(connector=connector)
         stop, drained = asyncio.Event(), asyncio.Event()
         background = [
-            asyncio.create_task(self.routes.keep_fresh(stop)),
+            asyncio.create_task(self.routes.keep_fresh(stop, also=self.access.refresh)),
             asyncio.create_task(self.mirror.run(self._session, stop)),
         ]
         writer = asyncio.create_task(self.traffic.run(drained))
@@ -165,6 +169,8 @@ class Gateway:
             ),
             "aire_gateway_breaker_opened_total": ("Times a circuit breaker opened.", self.breakers.opened),
             "aire_gateway_incidents_opened_total": ("Incidents the gateway opened.", self.incidents_opened),
+            "aire_gateway_key_rejections_total": ("Requests refused for a missing or bad key.", self.access.rejected),
+            "aire_gateway_limited_total": ("Requests refused by a key's limits (429).", self.access.limited),
             **self._cache_gauges(),
         }
 
@@ -192,8 +198,10 @@ class Gateway:
         self.counters.requests += 1
         request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
         try:
+            key = self.access.identify(request.headers.get("Authorization"))
             body = parse(await request.read(), api)
             route, upstream = self._route(body["model"])
+            estimate = await self.access.admit(key, body, len(prompt_text(body, api)))
         except BadRequest as exc:
             self.counters.rejected += 1
             return exc.response()
@@ -227,10 +235,14 @@ class Gateway:
                 "prompt": prompt_text(body, api),
                 "params": params_of(body),
                 "cache": cache_kind,
+                "key_id": key.id if key is not None else None,
                 **outcome.row_fields(),
             }
             self.traffic.record(row)
             self.metrics.observe(row)
+        if key is not None:
+            used = (row["prompt_tokens"] or 0) + (row["completion_tokens"] or 0) if row["completion_tokens"] else None
+            await self.access.settle(key, estimate, 0 if cache_kind else used)  # a cache hit generates nothing
         self._maybe_mirror(route, upstream, request_id, at, api, body, row)
         return response
 

@@ -84,6 +84,12 @@ class BreakerConfig(BaseModel):
     slow_ttft_s: float | None = Field(None, gt=0, description="A first token slower than this is a failure.")
 
 
+class KeysConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    required: bool = Field(False, description="Refuse requests without a valid key (`aire keys create`).")
+
+
 class GatewayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -99,6 +105,7 @@ class GatewayConfig(BaseModel):
     mirror: MirrorConfig = Field(default_factory=MirrorConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    keys: KeysConfig = Field(default_factory=KeysConfig)
 
     def registered_model(self, route: str) -> str:
         return self.routes[route].registered_model or route

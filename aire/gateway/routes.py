@@ -148,8 +148,9 @@ class RouteTable:
             api_key_env=configured.api_key_env if configured else None,
         )
 
-    async def keep_fresh(self, stop: asyncio.Event) -> None:
-        """Refresh every ``refresh_s`` until ``stop`` is set; the registry calls run off the event loop."""
+    async def keep_fresh(self, stop: asyncio.Event, also: Callable[[], object] | None = None) -> None:
+        """Refresh every ``refresh_s`` until ``stop`` is set (and ``also``, e.g. the API keys); the registry
+        calls run off the event loop."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.config.refresh_s)
@@ -157,6 +158,8 @@ class RouteTable:
                 return
             try:
                 await asyncio.to_thread(self.refresh)
+                if also is not None:
+                    await asyncio.to_thread(also)
             except Exception:  # a refresh must never stop the gateway: the last routes stay
                 self.errors += 1
                 log.exception("route refresh failed")

@@ -21,7 +21,7 @@ from aire.core.errors import AireError
 from aire.store.engine import engine_for, sqlite_path
 
 # The newest revision in migrations/versions (tests/unit/test_migrations.py checks it is Alembic's head).
-HEAD = "0005"
+HEAD = "0006"
 # The revision a pre-migration store is at: the schema ``create_all`` made before migrations existed.
 BASELINE = "0001"
 MIGRATIONS = Path(__file__).with_name("migrations")

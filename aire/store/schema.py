@@ -201,3 +201,19 @@ class GatewayRequest(Base):
     completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     cache: Mapped[str | None] = mapped_column(String(16), nullable=True)  # "exact" / "semantic" on a hit
     key_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the API key's id, never the key
+
+
+class ApiKey(Base):
+    """A gateway API key, kept only as a salted SHA-256 of its secret: the key itself is shown once, by
+    ``aire keys create``, and never stored. ``id`` is the key's public part (``aire-<id>-<secret>``)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    salt: Mapped[str] = mapped_column(String(32))
+    digest: Mapped[str] = mapped_column(String(64))
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tokens_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now_utc)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -440,3 +440,56 @@ async def test_an_open_breaker_fails_over_to_the_last_good_version_and_opens_one
     assert "aire_gateway_breakers_open 1.0" in metrics and "aire_gateway_incidents_opened_total 1.0" in metrics
     # The route itself left v2 (the incident), not only the breaker: a new gateway starts on v1.
     assert gateway.routes.routes[MODEL].production.label == f"{MODEL}/{one}"  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------------------------ keys and limits
+async def test_keys_are_checked_by_hash_limited_in_requests_and_tokens_and_never_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aire.cli.app import main
+    from aire.core.settings import get_settings
+    from aire.store.api_keys import ApiKeys
+
+    settings = settings_for(tmp_path)
+    monkeypatch.setenv("AIRE_HOME", str(settings.home))
+    get_settings.cache_clear()
+    assert main(["keys", "create", "team-a", "--rpm", "3"]) == 0
+    key_a = capsys.readouterr().out.strip()
+    keys = ApiKeys(Store(settings.resolved_store_url))
+    team_b = keys.create("team-b", tokens_per_minute=60)
+    (row_a, _) = keys.all()
+    assert key_a.startswith(f"aire-{row_a.id}-") and key_a.split("-", 2)[2] not in row_a.digest + row_a.salt
+    async with FakeOpenAI(latency_s=0) as v1:
+        move(settings, "production", registered(settings, "v1", v1.base_url))
+        config = GatewayConfig(refresh_s=0.1, routes={MODEL: RouteConfig()}, keys={"required": True})
+        gateway = Gateway(settings, config, AireConfig())
+        async with running(gateway) as url, aiohttp.ClientSession() as session:
+
+            async def call(key: str | None, max_tokens: int = 4) -> tuple[int, dict[str, str], dict[str, Any]]:
+                headers = {"Authorization": f"Bearer {key}"} if key else {}
+                body = {"model": MODEL, "prompt": "Q: 1+1=\nA:", "max_tokens": max_tokens}
+                async with session.post(url + "/completions", json=body, headers=headers) as resp:
+                    return resp.status, dict(resp.headers), await resp.json()
+
+            assert (await call(None))[0] == 401 and (await call("aire-nope-nope"))[0] == 401
+            assert (await call(key_a[:-1] + "x"))[2]["error"]["code"] == "invalid_api_key"
+            assert [(await call(key_a))[0] for _ in range(4)] == [200, 200, 200, 429]  # 3 requests a minute
+            status, headers, err = await call(key_a)
+            assert (
+                status == 429
+                and 1 <= int(headers["Retry-After"]) <= 60
+                and err["error"]["type"] == "rate_limit_exceeded"
+            )
+            # Tokens: charged at prompt/4 + max_tokens before (3 + 40 = 43), corrected to the usage after
+            # (the fake: 11 prompt + 2 output = 13 tokens). The second call fits only because the first
+            # was corrected (13 + 43 <= 60, where 43 + 43 is not); the third does not (26 + 43 > 60).
+            assert (await call(team_b.key, max_tokens=70))[0] == 429  # the estimate alone is over 60: refunded
+            assert [(await call(team_b.key, max_tokens=40))[0] for _ in range(3)] == [200, 200, 429]
+            assert main(["keys", "revoke", team_b.row.id]) == 0
+            await asyncio.sleep(0.5)
+            assert (await call(team_b.key))[0] == 401
+            rows = await logged(gateway, 4)
+    assert {r.key_id for r in rows} <= {row_a.id, team_b.row.id}
+    dump = "\n".join(str(vars(r)) for r in rows)
+    assert key_a not in dump and team_b.key not in dump
+    get_settings.cache_clear()
