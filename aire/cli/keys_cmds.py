@@ -19,9 +19,7 @@ def _keys():  # type: ignore[no-untyped-def]
 def keys_create(
     name: Annotated[str, typer.Argument(help="Who or what the key is for.")],
     rpm: Annotated[int | None, typer.Option(min=1, help="Requests per minute (default: unlimited).")] = None,
-    tpm: Annotated[
-        int | None, typer.Option(min=1, help="Tokens per minute, prompt + output.")
-    ] = None,
+    tpm: Annotated[int | None, typer.Option(min=1, help="Tokens per minute, prompt + output.")] = None,
 ) -> None:
     """Create a key; it is printed once and only its salted hash is stored."""
     new = _keys().create(name, requests_per_minute=rpm, tokens_per_minute=tpm)
