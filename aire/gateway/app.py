@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -35,6 +35,9 @@ from aire.gateway.mirror import Copy, Mirror
 from aire.gateway.requests import CHAT, COMPLETIONS, BadRequest, error_body, params_of, parse, prompt_text
 from aire.gateway.routes import Route, RouteTable, Upstream
 from aire.gateway.traffic_log import TrafficLog
+
+if TYPE_CHECKING:
+    from aire.gateway.tracing import RequestTracer
 from aire.gateway.upstream import Outcome, UpstreamUnavailable, open_upstream, read_body, relay_stream
 from aire.store.api_keys import ApiKeys
 from aire.store.gateway_log import SERVED, GatewayLog
@@ -63,7 +66,7 @@ class Gateway:
         self.settings, self.config, self.rand = settings, config, rand
         self.routes = RouteTable(settings, config, endpoints)
         self.store = Store(settings.resolved_store_url)
-        self.traffic = TrafficLog(config.log, GatewayLog(self.store))
+        self.traffic = TrafficLog(config.log, GatewayLog(self.store), tracer=self._tracer(config))
         self.mirror = Mirror(config, self.traffic.record)
         self.counters = Counters()
         self.cache = self._cache(config)
@@ -74,6 +77,14 @@ class Gateway:
         self.metrics = GatewayMetrics(self._gauges)  # reads the parts above when scraped
         self._pending: set[asyncio.Task[None]] = set()  # cache stores in flight (kept referenced)
         self._session: aiohttp.ClientSession | None = None
+
+    @staticmethod
+    def _tracer(config: GatewayConfig) -> RequestTracer | None:
+        if not config.otlp.endpoint:
+            return None
+        from aire.gateway.tracing import RequestTracer
+
+        return RequestTracer(config.otlp.endpoint, config.otlp.headers, config.otlp.service)
 
     @staticmethod
     def _cache(config: GatewayConfig) -> ResponseCache | None:
@@ -121,6 +132,8 @@ class Gateway:
             drained.set()
             with contextlib.suppress(Exception):
                 await writer
+            if self.traffic.tracer is not None:
+                await asyncio.to_thread(self.traffic.tracer.close)
             await self._session.close()
 
     # -- endpoints ----------------------------------------------------------------------------

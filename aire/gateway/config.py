@@ -90,6 +90,16 @@ class KeysConfig(BaseModel):
     required: bool = Field(False, description="Refuse requests without a valid key (`aire keys create`).")
 
 
+class OtlpConfig(BaseModel):
+    """Where the request spans go (OTLP/HTTP); none: no tracing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint: str | None = Field(None, description="e.g. http://127.0.0.1:5000/v1/traces (an MLflow server).")
+    headers: dict[str, str] = Field(default_factory=dict, description="e.g. x-mlflow-experiment-id: '1'.")
+    service: str = "aire-gateway"
+
+
 class GatewayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -106,6 +116,7 @@ class GatewayConfig(BaseModel):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     keys: KeysConfig = Field(default_factory=KeysConfig)
+    otlp: OtlpConfig = Field(default_factory=OtlpConfig)
 
     def registered_model(self, route: str) -> str:
         return self.routes[route].registered_model or route

@@ -12,11 +12,14 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aire.core.sensitive import redact
 from aire.gateway.config import LogConfig
 from aire.store.gateway_log import GatewayLog
+
+if TYPE_CHECKING:
+    from aire.gateway.tracing import RequestTracer
 
 log = logging.getLogger("aire.gateway")
 RETENTION_EVERY_S = 3600.0
@@ -27,6 +30,8 @@ REDACTED_FIELDS = ("prompt", "response", "error")
 class TrafficLog:
     config: LogConfig
     sink: GatewayLog
+    # Spans are built from the redacted rows, here, off the request path (aire.gateway.tracing).
+    tracer: RequestTracer | None = None
     queue: asyncio.Queue[dict[str, Any]] = field(init=False)
     written: int = 0
     dropped: int = 0
@@ -38,7 +43,7 @@ class TrafficLog:
 
     def record(self, row: dict[str, Any]) -> None:
         """Queue one request's row; never blocks, never raises."""
-        if not self.config.enabled:
+        if not self.config.enabled and self.tracer is None:
             return
         try:
             self.queue.put_nowait(row)
@@ -51,7 +56,10 @@ class TrafficLog:
                 for key in REDACTED_FIELDS:
                     if row.get(key):
                         row[key] = redact(row[key])
-        self.written += self.sink.insert(rows)
+        if self.config.enabled:
+            self.written += self.sink.insert(rows)
+        if self.tracer is not None:
+            self.tracer.spans(rows)
 
     def sweep(self) -> int:
         """Delete the rows past retention; returns how many."""
@@ -65,7 +73,7 @@ class TrafficLog:
         last_sweep = -RETENTION_EVERY_S
         loop = asyncio.get_running_loop()
         while not (stop.is_set() and self.queue.empty()):
-            if loop.time() - last_sweep >= RETENTION_EVERY_S:
+            if self.config.enabled and loop.time() - last_sweep >= RETENTION_EVERY_S:
                 last_sweep = loop.time()
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(self.sweep)
