@@ -77,6 +77,9 @@ def schedule_cmd(
     since: Annotated[str | None, typer.Option(help="Current window starts here (ISO time with offset).")] = None,
     embeddings: Annotated[bool, typer.Option()] = True,
     name: Annotated[str, typer.Option(help="Deployment name.")] = "aire-monitor",
+    logs: Annotated[
+        str | None, typer.Option(help="JSONL log folder, or 'store' (the gateway's log). [default: <home>/logs]")
+    ] = None,
 ) -> None:
     """Serve the monitor flow on a schedule (flow.serve: no work pool). Needs PREFECT_API_URL (aire ui)."""
     from aire.core.errors import ConfigError
@@ -100,6 +103,7 @@ def schedule_cmd(
         "reference_s": reference,
         "since": since,
         "embeddings": embeddings,
+        "logs": logs,
     }
     typer.echo(
         f"serving deployment 'monitor/{name}' ({'every ' + str(interval) + ' s' if interval else cron}); Ctrl-C stops"
@@ -169,8 +173,10 @@ def incidents_clear(
 
 
 def traffic_cmd(
-    endpoint: Annotated[str, typer.Option(help="Endpoint (aire.yaml) to send to.")],
     file: Annotated[Path, typer.Option(help="Traffic JSONL (prompt or messages per line).")],
+    endpoint: Annotated[str | None, typer.Option(help="Endpoint (aire.yaml) to send to.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Or any OpenAI-compatible URL (the gateway's).")] = None,
+    model: Annotated[str | None, typer.Option(help="With --base-url: the model name to send.")] = None,
     log: Annotated[Path | None, typer.Option(help="Append logs here. [default: <home>/logs/<endpoint>.jsonl]")] = None,
     limit: Annotated[int | None, typer.Option(min=1)] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=256)] = 8,
@@ -179,7 +185,7 @@ def traffic_cmd(
     from aire.run import replay, resolve_endpoint
 
     settings = get_settings()
-    ep = resolve_endpoint(settings, endpoint, None, None)
+    ep = resolve_endpoint(settings, endpoint or model, base_url, model)
     path = log or settings.resolved_home() / "logs" / f"{ep.name}.jsonl"
     n = asyncio.run(replay(settings, ep, file, path, limit=limit, concurrency=concurrency))
     typer.echo(f"logged {n} requests to {path}")
