@@ -177,7 +177,22 @@ def test_push_to_a_gateway() -> None:
 
 # --------------------------------------------------------------------------- dashboards and alert rules
 def exported_names() -> set[str]:
-    return {name for name, _ in samples(recorded().exposition())}
+    """What the monitor exports, and what a gateway (with its cache on) serves on its /metrics."""
+    import tempfile
+
+    from aire.client.config import AireConfig
+    from aire.core.settings import Settings
+    from aire.gateway.app import Gateway
+    from aire.gateway.config import GatewayConfig
+
+    with tempfile.TemporaryDirectory() as home:
+        gateway = Gateway(Settings(home=Path(home)), GatewayConfig(cache={"enabled": True}), AireConfig())
+        row = {"route": "m", "version": "1", "status": 200, "prompt_tokens": 3, "completion_tokens": 2,
+               "ttft_ms": 5.0, "e2e_ms": 9.0}  # fmt: skip
+        gateway.metrics.observe(row)
+        served = {name for name, _ in samples(gateway.metrics.render())}
+        gateway.store.close()
+    return {name for name, _ in samples(recorded().exposition())} | served
 
 
 def aire_names(promql: str) -> set[str]:
