@@ -6,7 +6,8 @@ alternating direct / gateway); per-request latency is first byte sent -> ``[DONE
 the added latency at p50 and p99 (gateway minus direct), throughput through the gateway over direct,
 and the same with a 100% shadow mirror to a second fake (the client's latency should not change).
 Goals (issue 11): added p50 <= 1.5 ms, p99 <= 8 ms, throughput >= 0.85x direct, on the same two cores
-as the client and the fake server.
+as the client and the fake server. Third: the exact cache's hit path (every request a hit) against the
+fake answering directly (with ``--latency-ms`` > 0 the hits skip that latency too).
 
 Usage, from the repository root: ``python -m benchmarks.gateway [--n 20000] [--quick]``.
 """
@@ -67,7 +68,9 @@ def fake(latency_ms: int) -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
-def gateway(home: Path, production: str, challenger: str | None, mirror: float) -> tuple[subprocess.Popen[bytes], str]:
+def gateway(
+    home: Path, production: str, challenger: str | None, mirror: float, cache: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
     """A registry with the fakes as versions, and ``aire gateway`` in front of them (its own process)."""
     env = {**os.environ, "AIRE_HOME": str(home), "AIRE_CONFIG": str(home / "aire.yaml")}
     code = (
@@ -86,7 +89,8 @@ def gateway(home: Path, production: str, challenger: str | None, mirror: float) 
     port = free_port()
     config = home / "gateway.yaml"
     config.write_text(yaml.safe_dump({"listen": {"port": port}, "routes": {MODEL: {"mirror": mirror}},
-                                      "mirror": {"queue": 100_000, "concurrency": 32}}))  # fmt: skip
+                                      "mirror": {"queue": 100_000, "concurrency": 32},
+                                      "cache": {"enabled": cache}}))  # fmt: skip
     proc = start([str(BIN / "aire"), "gateway", "--config", str(config)], env=env, stdout=subprocess.DEVNULL,
                  stderr=subprocess.DEVNULL)  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
@@ -153,11 +157,18 @@ def main() -> None:
             gw, gw_url = gateway(Path(tmp) / "mirror", prod_url, shadow_url, 1.0)
             procs.append(gw)
             mirrored = asyncio.run(compare(prod_url, gw_url, n, args.rounds, args.concurrency))
+            stop(gw)
+            # The cache: the same 200 prompts at temperature 0 again and again, so after the warm-up
+            # every request through the gateway is an exact hit (answered without the upstream).
+            gw, gw_url = gateway(Path(tmp) / "cache", prod_url, None, 0.0, cache=True)
+            procs.append(gw)
+            cached = asyncio.run(compare(prod_url, gw_url, n, args.rounds, args.concurrency))
         print(f"\n{n} streamed requests per arm, concurrency {args.concurrency}, fake latency {args.latency_ms} ms, "
               f"{args.rounds} alternating rounds; client, fake server(s) and gateway on the same {os.cpu_count()} "
               "cores")  # fmt: skip
         report("gateway (no mirror) vs direct:", plain)
         report("gateway with a 100% mirror to a second fake vs direct:", mirrored)
+        report("gateway answering from its exact cache (every request a hit) vs direct to the fake:", cached)
     finally:
         for proc in procs:
             stop(proc)
