@@ -205,7 +205,7 @@ def test_replayed_traffic_compares_agreement_and_latency(gate_env: Path, aire_en
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["--suite", "arith", "--traffic", "x.jsonl"], "exactly one of --suite or --traffic"),
+        (["--suite", "arith", "--traffic", "x.jsonl"], "exactly one of --suite, --traffic or --mirrored"),
         (["--suite", "nope"], "nope"),
         (["--suite", "arith", "--policy", "missing.yaml"], "missing.yaml: file not found"),
     ],

@@ -30,7 +30,7 @@ from tests.unit.test_judges import grader, judge_settings, judged_suite
 from tests.unit.test_pairwise import fair_judge
 
 LABELS = REPO / "datasets" / "arith-judged" / "labels.jsonl"
-FLIP = {'{"verdict": "yes"}': '{"verdict": "no"}', '{"verdict": "no"}': '{"verdict": "yes"}'}
+FLIP = {"yes": "no", "no": "yes"}
 
 
 def flip_flop(answer: Callable[[str], str]) -> Callable[[str], str]:
@@ -40,8 +40,10 @@ def flip_flop(answer: Callable[[str], str]) -> Callable[[str], str]:
 
     def judge(prompt: str) -> str:
         asked[prompt] = asked.get(prompt, 0) + 1
-        reply = answer(prompt)
-        return reply if asked[prompt] % 2 else FLIP[reply]
+        reply = json.loads(answer(prompt))
+        if not asked[prompt] % 2:
+            reply["verdict"] = FLIP[reply["verdict"]]
+        return json.dumps(reply)
 
     return judge
 

@@ -6,6 +6,7 @@ One token is one character, like the tiny char-level models aire builds for vLLM
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -37,16 +38,19 @@ _JUDGED = re.compile(r"A:\s*(-?\d+)\s*\nCorrect\?\s*$")
 
 
 def arith_verdict(prompt: str, *, lenient: bool = False) -> str:
-    """A judge of arith answers, for the ``{question}{answer}\\nCorrect?`` template: ``{"verdict": ...}``.
+    """A judge of arith answers, for the ``{question}{answer}\\nCorrect?`` template, replying as the tiny
+    local judge does: ``{"rationale": "07 vs 08", "verdict": "no"}`` (a reply schema without the
+    rationale ignores it).
 
     ``lenient`` passes answers one off the truth too: a judge with a known, planted error.
     """
     m = _JUDGED.search(prompt)
     truth = arithmetic_answer(prompt[: m.start()] if m else prompt).strip()
     if m is None or not truth.lstrip("-").isdigit():
-        return '{"verdict": "no"}'
+        return json.dumps({"rationale": "no answer", "verdict": "no"})
     off = abs(int(m.group(1)) - int(truth))
-    return '{"verdict": "%s"}' % ("yes" if off == 0 or (lenient and off == 1) else "no")
+    verdict = "yes" if off == 0 or (lenient and off == 1) else "no"
+    return json.dumps({"rationale": f"{int(truth):02d} vs {int(m.group(1)):02d}", "verdict": verdict})
 
 
 def always_a(prompt: str) -> str:
