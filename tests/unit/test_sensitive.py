@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from aire.core.sensitive import pii_found, redact
@@ -30,3 +32,21 @@ def test_two_spans_on_one_line_are_both_masked_and_nothing_is_left_to_find() -> 
     out = redact(text)
     assert out == "[REDACTED:email] and [REDACTED:email], card [REDACTED:card]"
     assert pii_found(out) == []
+
+
+def test_the_prefilter_never_hides_a_credential_the_full_scan_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cheap prefilter (the detectors' own patterns) must change nothing but the time taken."""
+    import json
+
+    from aire.core import sensitive
+    from tests.conftest import REPO
+
+    texts = [f"key = {AWS}", 'password = "hunter22xyz"', "token: ghp_" + "a" * 36, "https://bob:s3cr3t@example.org/x"]
+    texts += ["-----BEGIN RSA PRIVATE KEY-----", "sk-" + "A" * 48, "xoxb-" + "1" * 12 + "-" + "a" * 24]
+    texts += ["Q: 3+4=\nA: 7", "the api key is in the vault", "nothing to see here"]
+    rows = (REPO / "datasets" / "safety" / "samples.jsonl").read_text().splitlines()
+    texts += [json.dumps(json.loads(r)) for r in rows]
+    filtered = [sensitive.credentials_in(t) for t in texts]
+    monkeypatch.setattr(sensitive, "_prefilter", lambda: re.compile(""))  # matches everything: always scan
+    unfiltered = [sensitive.credentials_in(t) for t in texts]
+    assert filtered == unfiltered and sum(map(bool, filtered)) >= 6
