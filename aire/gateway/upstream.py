@@ -116,31 +116,41 @@ async def relay_stream(
     strip_usage: bool,
     outcome: Outcome,
 ) -> None:
-    """Read an SSE answer event by event; each is handed to ``write`` as soon as it is complete (the
-    usage-only event withheld when the client did not ask for it) and fed to a parser for the log."""
+    """Read an SSE answer as it arrives: every complete event of what one read returned goes to
+    ``write`` at once (one write per read, not per event: the fake server sends a whole answer in one
+    segment, vLLM one event per token), the usage-only event withheld when the client did not ask for
+    it; everything is fed to a parser for the log. Only an event cut by the end of a read waits for
+    its end."""
     parser = StreamParser(chat=chat)
-    event: list[bytes] = []
+    tail = b""
     failed: str | None = None
-    async for line in resp.content:
-        event.append(line)
-        if line not in (b"\n", b"\r\n"):
-            continue
-        chunk = b"".join(event)
-        event.clear()
+    async for chunk in resp.content.iter_any():
         if failed is None:
             try:
                 parser.feed(chunk)
             except AttemptFailed as exc:  # an error event, or one the parser cannot read: passed on as is
                 failed = exc.error.message
-        if write is not None and not (strip_usage and any(m in chunk for m in _USAGE_ONLY)):
-            await write(chunk)
-    if event and write is not None:
-        await write(b"".join(event))
+        if write is None:
+            continue
+        data = tail + chunk
+        # Events end with a blank line ("\n\n", or "\r\n\r\n" from some servers).
+        cut = max(data.rfind(b"\n\n") + 2, data.rfind(b"\r\n\r\n") + 4, 0)
+        complete, tail = data[:cut], data[cut:]
+        if strip_usage and complete and any(m in complete for m in _USAGE_ONLY):
+            complete = b"".join(e + b"\n\n" for e in complete.split(b"\n\n")[:-1] if not _usage_only(e))
+        if complete:
+            await write(complete)
+    if tail and write is not None:
+        await write(tail)
     try:
         outcome.completion = parser.result(outcome.started, _perf())
     except AttemptFailed as exc:
         failed = failed or exc.error.message
     outcome.error = failed
+
+
+def _usage_only(event: bytes) -> bool:
+    return any(m in event for m in _USAGE_ONLY)
 
 
 async def read_body(resp: aiohttp.ClientResponse, *, chat: bool, outcome: Outcome) -> bytes:
