@@ -2,7 +2,8 @@
 
 Scheduled by ``aire schedule`` (``flow.serve``: no work pool) or by ``prefect deploy`` with
 infra/prefect.yaml (a process worker, as in the compose stack). Tasks: canary, check-traffic,
-respond-and-record; a breach (a confirmed or severe canary FAIL, a paging SLO burn) opens an incident
+live-quality (with a live suite), respond-and-record; a breach (a confirmed or severe canary FAIL, a
+severe live-quality FAIL, a paging SLO burn) opens an incident
 and rolls production back; a first canary FAIL is only suspect (aire.monitor.escalation).
 """
 
@@ -20,11 +21,13 @@ from aire.client.config import EndpointConfig
 from aire.core.settings import get_settings
 from aire.monitor import (
     CanaryResult,
+    LiveResult,
     MonitorResult,
     TrafficResult,
     canary,
     canary_suite,
     check_traffic,
+    live_quality,
     now_utc,
     resolve_production,
     respond_and_record,
@@ -48,13 +51,17 @@ async def canary_task(
     )
 
 
+def _windows(window_s: float, since: str | None) -> tuple[datetime, timedelta]:
+    """(now, current window): `since` pins the window's start (e.g. a deploy time); else it trails now."""
+    now = now_utc()
+    return now, now - datetime.fromisoformat(since) if since else timedelta(seconds=window_s)
+
+
 @task(name="check-traffic", cache_policy=NONE)
 def traffic_task(
     log_dir: Path | str, window_s: float, reference_s: float, endpoint: str, embeddings: bool, since: str | None
 ) -> TrafficResult | None:
-    now = now_utc()
-    # `since` pins the current window's start (e.g. a deploy time); otherwise it trails `now`.
-    window = now - datetime.fromisoformat(since) if since else timedelta(seconds=window_s)
+    now, window = _windows(window_s, since)
     return check_traffic(
         log_dir,
         now=now,
@@ -66,6 +73,33 @@ def traffic_task(
     )
 
 
+@task(name="live-quality", cache_policy=NONE)
+async def live_task(
+    log_dir: Path | str,
+    window_s: float,
+    reference_s: float,
+    endpoint: str,
+    since: str | None,
+    suite: str,
+    metrics: list[str] | None,
+    policy: Path,
+    sample: int,
+) -> LiveResult | None:
+    now, window = _windows(window_s, since)
+    return await live_quality(
+        get_settings(),
+        log_dir=log_dir,
+        now=now,
+        window=window,
+        reference=timedelta(seconds=reference_s),
+        endpoint=endpoint,
+        suite=suite,
+        metrics=metrics,
+        policy_path=policy,
+        sample=sample,
+    )
+
+
 @task(name="respond-and-record", cache_policy=NONE)
 def respond_task(
     model: str,
@@ -73,9 +107,16 @@ def respond_task(
     endpoint: EndpointConfig,
     canary_result: CanaryResult | None,
     traffic: TrafficResult | None,
+    live: LiveResult | None,
 ) -> MonitorResult:
     return respond_and_record(
-        get_settings(), model=model, version=version, endpoint=endpoint, canary_result=canary_result, traffic=traffic
+        get_settings(),
+        model=model,
+        version=version,
+        endpoint=endpoint,
+        canary_result=canary_result,
+        traffic=traffic,
+        live=live,
     )
 
 
@@ -90,6 +131,10 @@ async def monitor(
     reference_s: float = 86400.0,
     embeddings: bool = True,
     policy: str | None = None,
+    live_suite: str | None = None,
+    live_metrics: list[str] | None = None,
+    live_sample: int = 200,
+    run_canary: bool = True,
 ) -> MonitorResult:
     settings = get_settings()
     model = model or settings.registered_model
@@ -98,17 +143,18 @@ async def monitor(
     # "store": the gateway's traffic log; otherwise a folder of JSONL logs.
     log_dir: Path | str = logs if logs == "store" else Path(logs) if logs else settings.resolved_home() / "logs"
     probe_id = f"{flow_run.id or uuid.uuid4().hex}:canary"
-    canary_result = await canary_task(
-        model,
-        version,
-        endpoint,
-        suite,
-        Path(policy) if policy else settings.gate_policy,
-        canary_size or settings.canary_size,
-        probe_id,
-    )
+    policy_path = Path(policy) if policy else settings.gate_policy
+    canary_result = None
+    if run_canary:  # off: production is judged by its own traffic only (live quality, SLOs)
+        size = canary_size or settings.canary_size
+        canary_result = await canary_task(model, version, endpoint, suite, policy_path, size, probe_id)
     traffic = traffic_task(log_dir, window_s, reference_s, endpoint.name, embeddings, since)
-    result = respond_task(model, version, endpoint, canary_result, traffic)
+    live = None
+    if live_suite:  # production's logged answers scored by the suite's reference-free evaluators (a judge)
+        live = await live_task(
+            log_dir, window_s, reference_s, endpoint.name, since, live_suite, live_metrics, policy_path, live_sample
+        )
+    result = respond_task(model, version, endpoint, canary_result, traffic, live)
     status = "BREACH: " + "; ".join(result.reasons) if result.breach else "healthy"
     if not result.breach and result.suspect:
         status = "suspect: " + "; ".join(result.suspect)

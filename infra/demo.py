@@ -36,6 +36,7 @@ JUDGE = "judge"  # the tiny local LLM judge (infra/build_models.py): judged metr
 OFFLINE = ("champion", "challenger-worse")
 POLICY = "gates/demo-cpu.yaml"  # why not gates/default.yaml on this box: see the file's comment
 SUITE = "arith"
+LIVE_SUITE = "arith-judged"  # its judge_correct scores the gateway's logged answers after deploy
 console = Console(highlight=False)
 
 
@@ -119,7 +120,7 @@ def main() -> int:
         "                     #   arith-confidence@challenger-worse: reliability.png (confidence vs accuracy)\n"
         "                     #   the gate: a parent run per comparison, a nested run per arm, decision.json,\n"
         "                     #   report.md and latency.png; Models: 'aire-model' with its aliases\n"
-        "                     #   the monitor: run 'monitor: aire-model v…' with report.md (canary, GX, drift, SLOs)\n"
+        "                     #   the monitor: run 'monitor: aire-model v…' report.md (live quality, GX, drift, SLOs)\n"
         "                     # Prefect UI at http://127.0.0.1:4200 (offline-benchmark, shadow-comparison and\n"
         "                     #   monitor runs; Deployments: monitor/demo-monitor)\n"
         "  aire incidents     # the incident; aire incidents clear ID --reason ... re-allows promoting that version\n"
@@ -253,17 +254,15 @@ def monitor_until_rollback(
     before: str | None,
 ) -> list[str]:
     """The scheduled monitor, its traffic from the gateway's log, until production moves or enough runs end."""
-    from aire.gate.policy import load_policy
     from aire.release.registry import current
 
-    # The current window starts at the switch: drift compares traffic before it with traffic after it.
+    # The current window starts at the switch: drift and live quality compare traffic before it with
+    # traffic after it. No canary: production is judged by the gateway's log alone, its answers scored
+    # by the judge calibrated above (the same judge identity), and a FAIL at the policy's severe level
+    # (0.0005) rolls back at once: 200 answers before vs 200 after, ~1.00 vs ~0.80 right, is far beyond it.
     args = ["schedule", "--interval", "30", "--since", since.isoformat(), "--reference", "900", "--logs", "store"]
-    args += ["--name", "demo-monitor"]
-    # A canary FAIL rolls back at once when it FAILs even at the policy's severe level (the demo's 20-point
-    # drop: 0.79 vs 1.00 on 100 inputs, family-wise 99.98% CI of the difference [-0.394, -0.060] vs the
-    # -0.03 margin); a milder one waits for the confirming FAIL of the next scheduled run.
-    confirmations = load_policy(settings.gate_policy)[0].canary_confirmations
-    step("aire " + " ".join(args) + f"   (served until production moves or {confirmations} runs complete)")
+    args += ["--no-canary", "--live-suite", LIVE_SUITE, "--live-metric", "judge_correct", "--name", "demo-monitor"]
+    step("aire " + " ".join(args) + "   (served until production moves or 2 runs complete)")
     started_at = datetime.now(UTC)
     proc = subprocess.Popen([aire_bin, *args], env=env, start_new_session=True)
     try:
@@ -271,9 +270,9 @@ def monitor_until_rollback(
             env["PREFECT_API_URL"],
             "demo-monitor",
             started_at,
-            count=confirmations,
+            count=2,
             until=lambda: current(settings, settings.registered_model, "production") != before,
-            timeout_s=300 * confirmations,
+            timeout_s=600,
         )
     finally:
         os.killpg(proc.pid, signal.SIGINT)

@@ -13,6 +13,21 @@ import typer
 from aire.core.errors import EXIT_FAIL, EXIT_PASS
 from aire.core.settings import get_settings
 
+LiveSuite = Annotated[
+    str | None,
+    typer.Option(
+        help="Score production's logged answers with this suite's reference-free evaluators (an LLM judge), "
+        "current vs reference window; a severe FAIL rolls back."
+    ),
+]
+LiveMetric = Annotated[
+    list[str] | None, typer.Option(help="Only this evaluator (metric key) of --live-suite; repeatable.")
+]
+LiveSample = Annotated[int, typer.Option(min=10, help="At most this many answers judged per window.")]
+Canary = Annotated[
+    bool, typer.Option(help="Send the golden canary to production; --no-canary: judge it by its traffic only.")
+]
+
 
 def monitor_cmd(
     model: Annotated[str | None, typer.Option(help="Registered model. [default: AIRE_REGISTERED_MODEL]")] = None,
@@ -37,6 +52,10 @@ def monitor_cmd(
         str | None, typer.Option(help="Current window starts here (ISO time with offset), e.g. the deploy.")
     ] = None,
     embeddings: Annotated[bool, typer.Option(help="Embedding drift with the bundled MiniLM.")] = True,
+    live_suite: LiveSuite = None,
+    live_metric: LiveMetric = None,
+    live_sample: LiveSample = 200,
+    canary: Canary = True,
 ) -> None:
     """One monitor run on the version holding `production`: exit 0 healthy, 1 breach (incident + rollback)."""
     from aire.cli.console import console
@@ -55,6 +74,10 @@ def monitor_cmd(
             reference_s=reference,
             since=since,
             embeddings=embeddings,
+            live_suite=live_suite,
+            live_metrics=live_metric or None,
+            live_sample=live_sample,
+            run_canary=canary,
         )
     )
     console.print(result.report, soft_wrap=True, markup=False)
@@ -80,6 +103,10 @@ def schedule_cmd(
     logs: Annotated[
         str | None, typer.Option(help="JSONL log folder, or 'store' (the gateway's log). [default: <home>/logs]")
     ] = None,
+    live_suite: LiveSuite = None,
+    live_metric: LiveMetric = None,
+    live_sample: LiveSample = 200,
+    canary: Canary = True,
 ) -> None:
     """Serve the monitor flow on a schedule (flow.serve: no work pool). Needs PREFECT_API_URL (aire ui)."""
     from aire.core.errors import ConfigError
@@ -104,6 +131,10 @@ def schedule_cmd(
         "since": since,
         "embeddings": embeddings,
         "logs": logs,
+        "live_suite": live_suite,
+        "live_metrics": live_metric or None,
+        "live_sample": live_sample,
+        "run_canary": canary,
     }
     typer.echo(
         f"serving deployment 'monitor/{name}' ({'every ' + str(interval) + ' s' if interval else cron}); Ctrl-C stops"

@@ -1,7 +1,8 @@
 """After deploy: canary, log validation, drift, SLO burn rates, escalation, Prometheus metrics.
 
 The ``monitor`` flow's steps: resolve_production (production), canary (canaries, judged by judge, escalated by
-escalation, its store queries in history), check_traffic (traffic: validation, drift/, slo), respond_and_record
+escalation, its store queries in history), check_traffic (traffic: validation, drift/, slo), live_quality (live:
+production's logged answers scored by a judge, current vs reference window), respond_and_record
 (respond: incident and rollback on a breach, the run recorded in MLflow by record, exported by export, its
 report by report); the results of each step are in results.
 
@@ -20,10 +21,11 @@ if TYPE_CHECKING:
     from aire.monitor.drift.twosample import chi2_homogeneity, mmd_test, psi_categorical, psi_numeric
     from aire.monitor.escalation import CanaryState, escalate
     from aire.monitor.judge import judge_canary
+    from aire.monitor.live import live_quality
     from aire.monitor.metrics import MonitorMetrics, merge_textfiles, quantile_label, textfile_registry
     from aire.monitor.production import canary_suite, resolve_production
     from aire.monitor.respond import respond_and_record
-    from aire.monitor.results import CanaryResult, MonitorResult, TrafficResult
+    from aire.monitor.results import CanaryResult, LiveResult, MonitorResult, TrafficResult
     from aire.monitor.slo import DEFAULT_SLOS, DEFAULT_WINDOWS, SLO, burn_rates, duration_label, evaluate_slos, events
     from aire.monitor.traffic import check_traffic, now_utc
     from aire.monitor.validation import ValidationReport, valid_rows, validate_logs
@@ -45,6 +47,8 @@ _WHERE = {
     "quantile_label": "metrics",
     "textfile_registry": "metrics",
     "CanaryResult": "results",
+    "LiveResult": "results",
+    "live_quality": "live",
     "MonitorResult": "results",
     "TrafficResult": "results",
     "canary": "canaries",
@@ -71,6 +75,7 @@ __all__ = [
     "SLO",
     "CanaryResult",
     "CanaryState",
+    "LiveResult",
     "MonitorMetrics",
     "MonitorResult",
     "TrafficResult",
@@ -89,6 +94,7 @@ __all__ = [
     "events",
     "features",
     "judge_canary",
+    "live_quality",
     "merge_textfiles",
     "minilm_embedder",
     "mmd_test",

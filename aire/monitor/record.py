@@ -1,5 +1,5 @@
-"""A monitor run recorded in MLflow: tags for the outcome, the canary's and traffic's numbers as metrics,
-the report and the whole result as artifacts."""
+"""A monitor run recorded in MLflow: tags for the outcome, the canary's, live quality's and traffic's numbers
+as metrics, the report and the whole result as artifacts."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ def record_run(settings: Settings, result: MonitorResult) -> str:
         tags["aire.canary_escalation"] = c.escalation.state.value  # HEALTHY / SUSPECT / ROLLBACK
         tags["aire.canary_fails"] = f"{c.escalation.fails} of {c.escalation.needed}"
         tags["aire.canary_severe_verdict"] = "" if c.severe_verdict is None else c.severe_verdict.value
+    for m in result.live.metrics if result.live is not None else ():
+        tags[f"aire.live_verdict.{m.metric}"] = m.verdict.value
     with recording(settings) as runs:
         run_id = runs.start(f"monitor: {result.model} v{result.version}", tags)
         mc = runs.client
@@ -46,6 +48,11 @@ def record_run(settings: Settings, result: MonitorResult) -> str:
             for f in (result.traffic.drift or {}).get("features", []):
                 if f.get("p_adjusted") is not None:
                     metrics[f"drift_p/{f['feature']}"] = f["p_adjusted"]
+        for m in result.live.metrics if result.live is not None else ():
+            metrics[f"live/{m.metric}"] = m.current_mean
+            metrics[f"live_reference/{m.metric}"] = m.reference_mean
+            if m.delta is not None:
+                metrics[f"live_delta/{m.metric}"] = m.delta
         mc.log_batch(
             run_id,
             metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and math.isfinite(v)],

@@ -20,7 +20,7 @@ def markdown_report(result: MonitorResult, traffic_md: str) -> str:
     c = result.canary
     lines += ["", "## Canary", ""]
     if c is None:
-        lines.append("No baseline recorded for this version on the suite: nothing to compare with.")
+        lines.append("None: the canary was off (`--no-canary`), or no baseline of this version on the suite.")
     else:
         lines += [
             f"Suite `{c.suite}`, {c.n} inputs from offset {c.offset}, baseline run `{c.baseline_run}`: "
@@ -44,5 +44,7 @@ def markdown_report(result: MonitorResult, traffic_md: str) -> str:
                 f"| `{k}` | {c.baseline.get(k, math.nan):.3f} | {c.accuracy.get(k, math.nan):.3f} "
                 f"| {v:+.3f} [{lo:+.3f}, {hi:+.3f}] |"
             )
+    if result.live is not None:
+        lines += ["", result.live.markdown()]
     lines += ["", traffic_md or "## Traffic\n\nNo production logs found."]
     return "\n".join(lines) + "\n"

@@ -1,7 +1,7 @@
 """What a monitor run's findings lead to: a breach (a canary FAIL confirmed by the version's previous canary or
-FAILing at the severe level, or a page-severity SLO burn) opens an incident and rolls production back
-(aire.release.incidents); a first FAIL is only suspect. Everything is recorded in an MLflow run
-(aire.monitor.record) and exported for Prometheus (aire.monitor.export)."""
+FAILing at the severe level, live quality FAILing at the severe level, or a page-severity SLO burn) opens an
+incident and rolls production back (aire.release.incidents); a first FAIL is only suspect. Everything is
+recorded in an MLflow run (aire.monitor.record) and exported for Prometheus (aire.monitor.export)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from aire.monitor.escalation import CanaryState
 from aire.monitor.export import export_metrics
 from aire.monitor.record import record_run
 from aire.monitor.report import markdown_report
-from aire.monitor.results import CanaryResult, MonitorResult, TrafficResult
+from aire.monitor.results import CanaryResult, LiveResult, MonitorResult, TrafficResult
 
 
-def breaches(canary_result: CanaryResult | None, traffic: TrafficResult | None) -> list[str]:
+def breaches(
+    canary_result: CanaryResult | None, traffic: TrafficResult | None, live: LiveResult | None = None
+) -> list[str]:
     """What warrants an incident and a rollback. Drift and bad rows are reported but page nobody on
     their own: a new kind of traffic is not a broken model."""
     out = []
@@ -22,16 +24,20 @@ def breaches(canary_result: CanaryResult | None, traffic: TrafficResult | None) 
         out.append(f"canary: {_escalation_text(canary_result)}: " + "; ".join(canary_result.reasons))
     if traffic is not None:
         out += [f"SLO burn: {f}" for f in traffic.slo_firing if f.endswith("/page")]
+    if live is not None:
+        out += [f"live quality FAIL at the severe level: {m.reason}" for m in live.breached]
     return out
 
 
-def suspicions(canary_result: CanaryResult | None) -> list[str]:
-    """A canary FAIL that is not (yet) a breach: one of the consecutive FAILs a rollback needs."""
+def suspicions(canary_result: CanaryResult | None, live: LiveResult | None = None) -> list[str]:
+    """A canary FAIL that is not (yet) a breach (one of the consecutive FAILs a rollback needs), and a
+    live-quality FAIL at the policy's alpha only."""
+    out = [f"live quality FAIL: {m.reason}" for m in live.suspected] if live is not None else []
     if canary_result is None or canary_result.escalation is None:
-        return []
+        return out
     if canary_result.escalation.state is not CanaryState.SUSPECT:
-        return []
-    return [f"canary: {_escalation_text(canary_result)}: " + "; ".join(canary_result.reasons)]
+        return out
+    return [f"canary: {_escalation_text(canary_result)}: " + "; ".join(canary_result.reasons), *out]
 
 
 def _escalation_text(c: CanaryResult) -> str:
@@ -46,6 +52,7 @@ def respond_and_record(
     endpoint: EndpointConfig,
     canary_result: CanaryResult | None,
     traffic: TrafficResult | None,
+    live: LiveResult | None = None,
 ) -> MonitorResult:
     """Open an incident and roll back on a breach; record the run in MLflow and for Prometheus."""
     from aire.core.errors import RollbackError
@@ -54,16 +61,17 @@ def respond_and_record(
     from aire.store import Store
 
     store = Store(settings.resolved_store_url)
-    reasons = breaches(canary_result, traffic)
+    reasons = breaches(canary_result, traffic, live)
     result = MonitorResult(
         model=model,
         version=version,
         endpoint=endpoint.name,
         canary=canary_result,
         traffic=traffic,
+        live=live,
         breach=bool(reasons),
         reasons=reasons,
-        suspect=suspicions(canary_result),
+        suspect=suspicions(canary_result, live),
     )
     rollback_error: str | None = None
     if reasons:
@@ -71,6 +79,7 @@ def respond_and_record(
             "canary": None if canary_result is None else canary_result.model_dump(mode="json"),
             "slo_firing": [] if traffic is None else traffic.slo_firing,
             "drifted": [] if traffic is None else traffic.drifted,
+            "live": None if live is None else live.model_dump(mode="json"),
         }
         try:
             incident, moved = respond(

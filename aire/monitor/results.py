@@ -1,4 +1,4 @@
-"""What one monitor run found: the canary's result, the traffic checks', and the run's as a whole."""
+"""What one monitor run found: the canary's result, the traffic checks', live quality's, and the run's as a whole."""
 
 from __future__ import annotations
 
@@ -47,6 +47,58 @@ class TrafficResult(BaseModel):
     markdown: str = ""
 
 
+class LiveMetric(BaseModel):
+    """One metric of production's live answers (aire.monitor.live): current window vs reference window."""
+
+    metric: str
+    margin: float
+    n_reference: int  # scored answers
+    n_current: int
+    unscored: int  # answers the evaluator could not score (an unparseable judge reply), both windows
+    reference_mean: float
+    current_mean: float
+    delta: float | None = None  # current - reference
+    ci_low: float | None = None  # at the policy's alpha
+    ci_high: float | None = None
+    severe_ci: tuple[float, float] | None = None  # at its canary_severe_alpha
+    verdict: Verdict  # non-inferiority of the current window at the policy's alpha
+    severe_verdict: Verdict
+    reason: str
+
+
+class LiveResult(BaseModel):
+    suite: str
+    sample: int  # at most this many answers scored per window
+    severe_alpha: float
+    metrics: list[LiveMetric]
+
+    @property
+    def breached(self) -> list[LiveMetric]:
+        return [m for m in self.metrics if m.severe_verdict is Verdict.FAIL]
+
+    @property
+    def suspected(self) -> list[LiveMetric]:
+        return [m for m in self.metrics if m.verdict is Verdict.FAIL and m.severe_verdict is not Verdict.FAIL]
+
+    def markdown(self) -> str:
+        lines = [
+            "## Live quality (production's logged answers, scored without references)",
+            "",
+            f"Suite `{self.suite}`'s evaluators, at most {self.sample} answers per window; a FAIL at the severe "
+            f"level (two-sided alpha {self.severe_alpha:g}) is a breach.",
+            "",
+            "| metric | reference | current | delta [CI] | verdict | severe | why |",
+            "|---|---:|---:|---|---|---|---|",
+        ]
+        for m in self.metrics:
+            delta = "-" if m.delta is None else f"{m.delta:+.3f} [{m.ci_low:+.3f}, {m.ci_high:+.3f}]"
+            lines.append(
+                f"| `{m.metric}` | {m.reference_mean:.3f} (n={m.n_reference}) | {m.current_mean:.3f} "
+                f"(n={m.n_current}) | {delta} | {m.verdict.value} | {m.severe_verdict.value} | {m.reason} |"
+            )
+        return "\n".join(lines)
+
+
 class MonitorResult(BaseModel):
     model: str
     version: str
@@ -54,6 +106,7 @@ class MonitorResult(BaseModel):
     canary: CanaryResult | None
     traffic: TrafficResult | None
     breach: bool
+    live: LiveResult | None = None
     reasons: list[str]
     # A canary FAIL not yet confirmed (aire.monitor.escalation): reported and exported, no incident.
     suspect: list[str] = Field(default_factory=list)

@@ -35,7 +35,7 @@ def check_traffic(
     from aire.monitor.slo import DEFAULT_SLOS, evaluate_slos
     from aire.monitor.validation import valid_rows, validate_logs
 
-    read_logs = _reader(log_dir, store_url)
+    read_logs = log_reader(log_dir, store_url)
     if read_logs is None:
         return None
     current = read_logs(since=now - window, until=now)
@@ -77,7 +77,7 @@ def check_traffic(
     )
 
 
-def _reader(log_dir: Path | str, store_url: str | None) -> Callable[..., Any] | None:
+def log_reader(log_dir: Path | str, store_url: str | None) -> Callable[..., Any] | None:
     """``read(since=, until=) -> LogBatch`` over the source; None when it holds no logs."""
     from aire.data.logs import read_logs
     from aire.monitor.gateway_logs import SOURCE, read_gateway_logs

@@ -19,7 +19,14 @@ from pydantic import BaseModel
 from aire.stats.paired_proportions import tango_interval
 
 Method = Literal[
-    "paired_t", "paired_bootstrap", "cluster_robust", "mcnemar", "welch", "mann_whitney", "confidence_sequence"
+    "paired_t",
+    "paired_bootstrap",
+    "cluster_robust",
+    "mcnemar",
+    "welch",
+    "mann_whitney",
+    "confidence_sequence",
+    "newcombe",
 ]
 
 

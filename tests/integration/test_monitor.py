@@ -23,7 +23,7 @@ import pytest
 from aire.cli.app import main
 from aire.core.settings import get_settings
 from aire.ops.processes import free_port
-from tests.conftest import AIRE, REPO, stop_process, wait_http, write_config
+from tests.conftest import AIRE, REPO, fake_process, stop_process, wait_http, write_config
 
 pytestmark = pytest.mark.integration
 MODEL = "aire-model"
@@ -174,6 +174,70 @@ def test_silent_regression_is_caught_and_rolled_back(
     # The next run watches v1 (healthy): no second rollback.
     assert main(["monitor", "--no-embeddings", "--canary-size", "100"]) == 0
     assert production() == v1 and len(list_incidents(store, MODEL)) == 1
+
+
+def test_the_gateways_own_log_catches_a_silent_regression_without_a_canary(
+    deployed: dict[str, object], aire_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Production's traffic through a real gateway; the silent switch; then a monitor run with no
+    canary at all: a calibrated judge scores the answers in the gateway's log, before vs after, and the
+    drop rolls production back. The rollback moves the gateway's route to v1."""
+    from datetime import UTC, datetime
+
+    import yaml
+
+    a, b = deployed["a"], deployed["b"]
+    tmp: Path = deployed["tmp"]  # type: ignore[assignment]
+    judge, judge_url = fake_process(0, "--judge", "exact", "--model", "judge")
+    gateway = tmp / "gateway.yaml"
+    port = free_port()
+    gateway.write_text(yaml.safe_dump({"listen": {"port": port}, "refresh_s": 0.5, "routes": {MODEL: {}}}))
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        endpoints = {
+            "prod-a": {"base_url": a.url, "model": "fake", "version": "1"},  # type: ignore[attr-defined]
+            "prod-b": {"base_url": b.url, "model": "fake", "version": "2"},  # type: ignore[attr-defined]
+            "judge": {"base_url": judge_url, "model": "judge"},
+        }
+        write_config(tmp / "aire.yaml", endpoints)
+        get_settings.cache_clear()
+        labels = REPO / "datasets" / "arith-judged" / "labels.jsonl"
+        assert main(["judge", "calibrate", "--labels", str(labels), "--min-kappa", "0.6"]) == 0
+        assert main(["gateway", "--background", "--config", str(gateway)]) == 0
+        through = ["traffic", "--base-url", url, "--model", MODEL, "--file", str(TRAFFIC), "--limit", "150"]
+        assert main(through) == 0
+        since = datetime.now(UTC).isoformat()
+        b.start("--wrong-rate", "0.3", "--seed", "5")  # type: ignore[attr-defined]
+        assert main(through) == 0
+        capsys.readouterr()
+        live = ["--live-suite", "arith-judged", "--live-metric", "judge_correct"]
+        args = ["monitor", "--logs", "store", "--no-canary", "--no-embeddings", "--since", since, "--reference", "900"]
+        code = main([*args, *live])
+        out = capsys.readouterr().out
+        assert code == 1, out
+        assert "live quality FAIL at the severe level: live judge_correct/mean non_inferiority" in out, out
+        assert "## Canary" in out and "the canary was off" in out
+        assert production() == deployed["v1"]  # rolled back on the gateway's log alone
+
+        from mlflow import MlflowClient
+
+        from aire.store.store import Store
+
+        store = Store(get_settings().resolved_store_url)
+        assert store.count_judge_calls() >= 100  # it really asked the judge
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("select count(*) from runs where kind = 'canary'").scalar_one() == 0
+        store.close()
+        client = MlflowClient(tracking_uri=get_settings().resolved_tracking_uri)
+        (run,) = client.search_runs(
+            [client.get_experiment_by_name("aire").experiment_id], "tags.`aire.kind` = 'monitor'"
+        )
+        assert run.data.tags["aire.live_verdict.judge_correct"] == "FAIL"
+        assert run.data.metrics["live_reference/judge_correct"] == 1.0
+        assert 0.6 <= run.data.metrics["live/judge_correct"] <= 0.8
+    finally:
+        main(["gateway", "--stop"])
+        stop_process(judge)
 
 
 def test_scheduled_run_executes_the_flow(deployed: dict[str, object], aire_env: Path, prefect_api: str) -> None:
