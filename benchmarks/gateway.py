@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import psutil
 import yaml
 
 from aire.ops.processes import free_port, wait_for
@@ -102,9 +103,20 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 10) - 1] if len(values) > 1 else values[0]
 
 
-async def compare(direct: str, through: str, n: int, rounds: int, concurrency: int) -> dict[str, float]:
+def cpu_s(procs: dict[str, psutil.Process]) -> dict[str, float]:
+    """CPU seconds (user + system) each process has used so far."""
+    return {name: sum(p.cpu_times()[:2]) for name, p in procs.items()}
+
+
+async def compare(
+    direct: str, through: str, n: int, rounds: int, concurrency: int, pids: dict[str, int]
+) -> dict[str, float]:
+    """Both arms in alternating rounds; ``pids``: the processes whose CPU each arm's requests cost
+    (the client, this process, is added), so the report can say where the two cores went."""
     walls: dict[str, float] = {"direct": 0.0, "gateway": 0.0}
     lats: dict[str, list[float]] = {"direct": [], "gateway": []}
+    procs = {"client": psutil.Process(), **{name: psutil.Process(pid) for name, pid in pids.items()}}
+    cpu: dict[str, dict[str, float]] = {"direct": dict.fromkeys(procs, 0.0), "gateway": dict.fromkeys(procs, 0.0)}
     per_round = n // rounds
     await load(direct, "fake", 500, concurrency)  # warm both paths: connection pools, first-call costs
     await load(through, MODEL, 500, concurrency)
@@ -112,11 +124,17 @@ async def compare(direct: str, through: str, n: int, rounds: int, concurrency: i
         order = [("direct", direct, "fake"), ("gateway", through, MODEL)]
         for arm, url, model in order if r % 2 == 0 else order[::-1]:
             settle(10, 30)
+            before = cpu_s(procs)
             wall, lat = await load(url, model, per_round, concurrency)
+            after = cpu_s(procs)
             walls[arm] += wall
             lats[arm] += lat
+            for name in procs:
+                cpu[arm][name] += after[name] - before[name]
     p = {arm: (pct(lats[arm], 50) * 1000, pct(lats[arm], 99) * 1000) for arm in lats}
+    per_k = {arm: {name: 1000 * v / len(lats[arm]) for name, v in cpu[arm].items()} for arm in cpu}
     return {
+        **{f"cpu_{arm}_{name}": v for arm, d in per_k.items() for name, v in d.items()},
         "direct_p50_ms": p["direct"][0],
         "direct_p99_ms": p["direct"][1],
         "added_p50_ms": p["gateway"][0] - p["direct"][0],
@@ -127,12 +145,26 @@ async def compare(direct: str, through: str, n: int, rounds: int, concurrency: i
     }
 
 
+def pids(fake_proc: subprocess.Popen[bytes], gw: subprocess.Popen[bytes], shadow=None) -> dict[str, int]:
+    out = {"fake": fake_proc.pid, "gateway": gw.pid}
+    return out | ({"shadow fake": shadow.pid} if shadow is not None else {})
+
+
 def report(title: str, m: dict[str, float]) -> None:
     print(f"\n{title}")
     print(f"  direct: p50 {m['direct_p50_ms']:.2f} ms, p99 {m['direct_p99_ms']:.2f} ms, {m['direct_rps']:.0f} req/s")
     print(f"  gateway adds p50 {m['added_p50_ms']:+.2f} ms (goal <= 1.5), p99 {m['added_p99_ms']:+.2f} ms (goal <= 8)")
     print(f"  throughput through the gateway / direct: {m['throughput_ratio']:.3f} (goal >= 0.85), "
           f"{m['gateway_rps']:.0f} req/s")  # fmt: skip
+    for arm in ("direct", "gateway"):
+        parts = {k.removeprefix(f"cpu_{arm}_"): v for k, v in m.items() if k.startswith(f"cpu_{arm}_")}
+        total = sum(parts.values())
+        print(f"  CPU s per 1,000 requests, {arm}: " + ", ".join(f"{k} {v:.3f}" for k, v in parts.items())
+              + f" (all {total:.3f})")  # fmt: skip
+    direct_cpu = sum(v for k, v in m.items() if k.startswith("cpu_direct_"))
+    gateway_cpu = sum(v for k, v in m.items() if k.startswith("cpu_gateway_"))
+    # CPU-bound on shared cores, throughput is at most the inverse of the CPU a request costs.
+    print(f"  CPU bound on the ratio (direct CPU / gateway-arm CPU per request): {direct_cpu / gateway_cpu:.3f}")
 
 
 def main() -> None:
@@ -152,17 +184,17 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             gw, gw_url = gateway(Path(tmp) / "plain", prod_url, None, 0.0)
             procs.append(gw)
-            plain = asyncio.run(compare(prod_url, gw_url, n, args.rounds, args.concurrency))
+            plain = asyncio.run(compare(prod_url, gw_url, n, args.rounds, args.concurrency, pids(prod, gw)))
             stop(gw)
             gw, gw_url = gateway(Path(tmp) / "mirror", prod_url, shadow_url, 1.0)
             procs.append(gw)
-            mirrored = asyncio.run(compare(prod_url, gw_url, n, args.rounds, args.concurrency))
+            mirrored = asyncio.run(compare(prod_url, gw_url, n, args.rounds, args.concurrency, pids(prod, gw, shadow)))
             stop(gw)
             # The cache: the same 200 prompts at temperature 0 again and again, so after the warm-up
             # every request through the gateway is an exact hit (answered without the upstream).
             gw, gw_url = gateway(Path(tmp) / "cache", prod_url, None, 0.0, cache=True)
             procs.append(gw)
-            cached = asyncio.run(compare(prod_url, gw_url, n, args.rounds, args.concurrency))
+            cached = asyncio.run(compare(prod_url, gw_url, n, args.rounds, args.concurrency, pids(prod, gw)))
         print(f"\n{n} streamed requests per arm, concurrency {args.concurrency}, fake latency {args.latency_ms} ms, "
               f"{args.rounds} alternating rounds; client, fake server(s) and gateway on the same {os.cpu_count()} "
               "cores")  # fmt: skip
