@@ -7,7 +7,10 @@ the added latency at p50 and p99 (gateway minus direct), throughput through the 
 and the same with a 100% shadow mirror to a second fake (the client's latency should not change).
 Goals (issue 11): added p50 <= 1.5 ms, p99 <= 8 ms, throughput >= 0.85x direct, on the same two cores
 as the client and the fake server. Third: the exact cache's hit path (every request a hit) against the
-fake answering directly (with ``--latency-ms`` > 0 the hits skip that latency too).
+fake answering directly (with ``--latency-ms`` > 0 the hits skip that latency too). Last, where Debian's
+``socat`` is installed: a C byte relay in the gateway's place, the floor of any proxy on these cores.
+Each arm's CPU seconds per 1,000 requests are printed per process, with the bound they put on the
+throughput ratio when the cores are the bottleneck.
 
 Usage, from the repository root: ``python -m benchmarks.gateway [--n 20000] [--quick]``.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -104,12 +108,29 @@ def pct(values: list[float], q: float) -> float:
 
 
 def cpu_s(procs: dict[str, psutil.Process]) -> dict[str, float]:
-    """CPU seconds (user + system) each process has used so far."""
-    return {name: sum(p.cpu_times()[:2]) for name, p in procs.items()}
+    """CPU seconds (user + system) each process and its live children have used so far (socat forks a
+    child per connection; the client's pool keeps them open across rounds)."""
+    out = {}
+    for name, p in procs.items():
+        tree = [p, *p.children(recursive=True)]
+        out[name] = sum(sum(c.cpu_times()[:2]) for c in tree if c.is_running())
+    return out
+
+
+def relay(upstream: str) -> tuple[subprocess.Popen[bytes], str] | None:
+    """A byte relay written in C (socat: no HTTP parsing, a process per connection) in front of the fake:
+    the floor of what any proxy costs on these cores. None without socat (Debian's ``socat``)."""
+    if shutil.which("socat") is None:
+        return None
+    port, target = free_port(), upstream.removeprefix("http://").removesuffix("/v1")
+    proc = start(["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr", f"TCP:{target}"])
+    url = f"http://127.0.0.1:{port}/v1"
+    wait_for(f"{url.removesuffix('/v1')}/health", 20)
+    return proc, url
 
 
 async def compare(
-    direct: str, through: str, n: int, rounds: int, concurrency: int, pids: dict[str, int]
+    direct: str, through: str, n: int, rounds: int, concurrency: int, pids: dict[str, int], model: str = MODEL
 ) -> dict[str, float]:
     """Both arms in alternating rounds; ``pids``: the processes whose CPU each arm's requests cost
     (the client, this process, is added), so the report can say where the two cores went."""
@@ -119,9 +140,9 @@ async def compare(
     cpu: dict[str, dict[str, float]] = {"direct": dict.fromkeys(procs, 0.0), "gateway": dict.fromkeys(procs, 0.0)}
     per_round = n // rounds
     await load(direct, "fake", 500, concurrency)  # warm both paths: connection pools, first-call costs
-    await load(through, MODEL, 500, concurrency)
+    await load(through, model, 500, concurrency)
     for r in range(rounds):
-        order = [("direct", direct, "fake"), ("gateway", through, MODEL)]
+        order = [("direct", direct, "fake"), ("gateway", through, model)]
         for arm, url, model in order if r % 2 == 0 else order[::-1]:
             settle(10, 30)
             before = cpu_s(procs)
@@ -195,12 +216,21 @@ def main() -> None:
             gw, gw_url = gateway(Path(tmp) / "cache", prod_url, None, 0.0, cache=True)
             procs.append(gw)
             cached = asyncio.run(compare(prod_url, gw_url, n, args.rounds, args.concurrency, pids(prod, gw)))
+            stop(gw)
+        floor = relay(prod_url)
+        if floor is not None:
+            procs.append(floor[0])
+            relayed = asyncio.run(
+                compare(prod_url, floor[1], n, args.rounds, args.concurrency, pids(prod, floor[0]), model="fake")
+            )
         print(f"\n{n} streamed requests per arm, concurrency {args.concurrency}, fake latency {args.latency_ms} ms, "
               f"{args.rounds} alternating rounds; client, fake server(s) and gateway on the same {os.cpu_count()} "
               "cores")  # fmt: skip
         report("gateway (no mirror) vs direct:", plain)
         report("gateway with a 100% mirror to a second fake vs direct:", mirrored)
         report("gateway answering from its exact cache (every request a hit) vs direct to the fake:", cached)
+        if floor is not None:
+            report("the floor: a C byte relay (socat, no HTTP parsing) in the gateway's place vs direct:", relayed)
     finally:
         for proc in procs:
             stop(proc)

@@ -150,7 +150,7 @@ def quality_beyond_exact_match(aire: Callable[..., int], reports: Path) -> dict[
             "run", "offline", "--suite", "arith-judged", "--endpoint", "challenger-worse"
         ),
         # Before a judge may gate, calibration against labelled answers: kappa must reach 0.6.
-        "aire judge calibrate --min-kappa 0.6 (the tiny judge: kappa ~0.95, exit 0)": aire(
+        "aire judge calibrate --min-kappa 0.6 (the tiny judge: kappa 1.000 measured, exit 0)": aire(
             "judge", "calibrate", "--labels", labels, "--min-kappa", "0.6"
         ),
         # Calibrated, its verdicts gate: judge_correct (min_kappa 0.6 in the policy) FAILs challenger-worse.
