@@ -69,6 +69,8 @@ bench: install
 	$(BIN)/aire models build
 	$(BIN)/python -m benchmarks.throughput
 	$(BIN)/python -m benchmarks.sequential
+	$(BIN)/python -m benchmarks.gateway
+	$(BIN)/python -m benchmarks.cache_threshold
 
 lint: install
 	$(BIN)/ruff check .

@@ -8,7 +8,7 @@ and the same with a 100% shadow mirror to a second fake (the client's latency sh
 Goals (issue 11): added p50 <= 1.5 ms, p99 <= 8 ms, throughput >= 0.85x direct, on the same two cores
 as the client and the fake server. Third: the exact cache's hit path (every request a hit) against the
 fake answering directly (with ``--latency-ms`` > 0 the hits skip that latency too). Last, where Debian's
-``socat`` is installed: a C byte relay in the gateway's place, the floor of any proxy on these cores.
+``haproxy`` is installed: HAProxy relaying TCP in the gateway's place, the floor of any proxy on these cores.
 Each arm's CPU seconds per 1,000 requests are printed per process, with the bound they put on the
 throughput ratio when the cores are the bottleneck.
 
@@ -74,7 +74,13 @@ def fake(latency_ms: int) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def gateway(
-    home: Path, production: str, challenger: str | None, mirror: float, cache: bool = False
+    home: Path,
+    production: str,
+    challenger: str | None,
+    mirror: float,
+    cache: bool = False,
+    profile: str | None = None,
+    log: bool = True,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """A registry with the fakes as versions, and ``aire gateway`` in front of them (its own process)."""
     env = {**os.environ, "AIRE_HOME": str(home), "AIRE_CONFIG": str(home / "aire.yaml")}
@@ -95,8 +101,10 @@ def gateway(
     config = home / "gateway.yaml"
     config.write_text(yaml.safe_dump({"listen": {"port": port}, "routes": {MODEL: {"mirror": mirror}},
                                       "mirror": {"queue": 100_000, "concurrency": 32},
-                                      "cache": {"enabled": cache}}))  # fmt: skip
-    proc = start([str(BIN / "aire"), "gateway", "--config", str(config)], env=env, stdout=subprocess.DEVNULL,
+                                      "cache": {"enabled": cache}, "log": {"enabled": log}}))  # fmt: skip
+    # --profile: the gateway under cProfile (written when it stops), to see where its CPU goes.
+    prefix = [str(BIN / "python"), "-m", "cProfile", "-o", profile] if profile else []
+    proc = start([*prefix, str(BIN / "aire"), "gateway", "--config", str(config)], env=env, stdout=subprocess.DEVNULL,
                  stderr=subprocess.DEVNULL)  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
     wait_for(f"{url}/models", 60)
@@ -110,20 +118,32 @@ def pct(values: list[float], q: float) -> float:
 def cpu_s(procs: dict[str, psutil.Process]) -> dict[str, float]:
     """CPU seconds (user + system) each process and its live children have used so far (socat forks a
     child per connection; the client's pool keeps them open across rounds)."""
-    out = {}
-    for name, p in procs.items():
-        tree = [p, *p.children(recursive=True)]
-        out[name] = sum(sum(c.cpu_times()[:2]) for c in tree if c.is_running())
-    return out
+
+    def used(proc: psutil.Process) -> float:
+        try:
+            return sum(proc.cpu_times()[:2])
+        except psutil.NoSuchProcess:  # a child that ended since it was listed
+            return 0.0
+
+    return {name: sum(used(c) for c in [p, *p.children(recursive=True)]) for name, p in procs.items()}
 
 
-def relay(upstream: str) -> tuple[subprocess.Popen[bytes], str] | None:
-    """A byte relay written in C (socat: no HTTP parsing, a process per connection) in front of the fake:
-    the floor of what any proxy costs on these cores. None without socat (Debian's ``socat``)."""
-    if shutil.which("socat") is None:
+def relay(upstream: str, home: Path) -> tuple[subprocess.Popen[bytes], str] | None:
+    """HAProxy in TCP mode in the gateway's place (C, event-driven, one thread, no HTTP parsing, the
+    client's keep-alive connections held open): the floor of what any proxy process costs on these
+    cores. None without Debian's ``haproxy``."""
+    binary = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
+    if binary is None:
         return None
     port, target = free_port(), upstream.removeprefix("http://").removesuffix("/v1")
-    proc = start(["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr", f"TCP:{target}"])
+    config = home / "haproxy.cfg"
+    config.write_text(
+        "global\n  nbthread 1\n  maxconn 1024\n"
+        "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"
+        f"frontend relay\n  bind 127.0.0.1:{port}\n  default_backend fake\n"
+        f"backend fake\n  server fake {target}\n"
+    )
+    proc = start([binary, "-db", "-f", str(config)], stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     wait_for(f"{url.removesuffix('/v1')}/health", 20)
     return proc, url
@@ -143,15 +163,15 @@ async def compare(
     await load(through, model, 500, concurrency)
     for r in range(rounds):
         order = [("direct", direct, "fake"), ("gateway", through, model)]
-        for arm, url, model in order if r % 2 == 0 else order[::-1]:
+        for arm, url, name in order if r % 2 == 0 else order[::-1]:
             settle(10, 30)
             before = cpu_s(procs)
-            wall, lat = await load(url, model, per_round, concurrency)
+            wall, lat = await load(url, name, per_round, concurrency)
             after = cpu_s(procs)
             walls[arm] += wall
             lats[arm] += lat
-            for name in procs:
-                cpu[arm][name] += after[name] - before[name]
+            for proc in procs:
+                cpu[arm][proc] += after[proc] - before[proc]
     p = {arm: (pct(lats[arm], 50) * 1000, pct(lats[arm], 99) * 1000) for arm in lats}
     per_k = {arm: {name: 1000 * v / len(lats[arm]) for name, v in cpu[arm].items()} for arm in cpu}
     return {
@@ -188,6 +208,14 @@ def report(title: str, m: dict[str, float]) -> None:
     print(f"  CPU bound on the ratio (direct CPU / gateway-arm CPU per request): {direct_cpu / gateway_cpu:.3f}")
 
 
+ARMS = {
+    "plain": "gateway (no mirror) vs direct:",
+    "mirror": "gateway with a 100% mirror to a second fake vs direct:",
+    "cache": "gateway answering from its exact cache (every request a hit) vs direct to the fake:",
+    "floor": "the floor: HAProxy relaying TCP (C, no HTTP parsing) in the gateway's place vs direct:",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=20_000, help="requests per arm")
@@ -195,42 +223,44 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency-ms", type=int, default=0, help="the fake server's fixed latency")
     parser.add_argument("--quick", action="store_true", help="2,000 requests per arm")
+    parser.add_argument("--arm", action="append", choices=sorted(ARMS), help="only these (repeatable)")
+    parser.add_argument("--profile", help="write a cProfile of the plain arm's gateway here")
+    parser.add_argument("--no-log", action="store_true", help="the gateway's traffic log off: what it costs")
     args = parser.parse_args()
     n = 2000 if args.quick else args.n
     procs: list[subprocess.Popen[bytes]] = []
+    results: dict[str, dict[str, float]] = {}
     try:
         prod, prod_url = fake(args.latency_ms)
         shadow, shadow_url = fake(args.latency_ms)
         procs += [prod, shadow]
+        # plain, mirror, cache: (challenger, mirror share, cache on). The cache arm sends the same 200
+        # prompts at temperature 0 again and again: after the warm-up every request is an exact hit.
+        setups = {"plain": (None, 0.0, False), "mirror": (shadow_url, 1.0, False), "cache": (None, 0.0, True)}
         with tempfile.TemporaryDirectory() as tmp:
-            gw, gw_url = gateway(Path(tmp) / "plain", prod_url, None, 0.0)
-            procs.append(gw)
-            plain = asyncio.run(compare(prod_url, gw_url, n, args.rounds, args.concurrency, pids(prod, gw)))
-            stop(gw)
-            gw, gw_url = gateway(Path(tmp) / "mirror", prod_url, shadow_url, 1.0)
-            procs.append(gw)
-            mirrored = asyncio.run(compare(prod_url, gw_url, n, args.rounds, args.concurrency, pids(prod, gw, shadow)))
-            stop(gw)
-            # The cache: the same 200 prompts at temperature 0 again and again, so after the warm-up
-            # every request through the gateway is an exact hit (answered without the upstream).
-            gw, gw_url = gateway(Path(tmp) / "cache", prod_url, None, 0.0, cache=True)
-            procs.append(gw)
-            cached = asyncio.run(compare(prod_url, gw_url, n, args.rounds, args.concurrency, pids(prod, gw)))
-            stop(gw)
-        floor = relay(prod_url)
-        if floor is not None:
-            procs.append(floor[0])
-            relayed = asyncio.run(
-                compare(prod_url, floor[1], n, args.rounds, args.concurrency, pids(prod, floor[0]), model="fake")
-            )
+            for arm in [a for a in ARMS if not args.arm or a in args.arm]:
+                if arm == "floor":
+                    floor = relay(prod_url, Path(tmp))
+                    if floor is None:
+                        print("no haproxy: the floor arm is skipped (Debian's haproxy)")
+                        continue
+                    proxy, url, model = floor[0], floor[1], "fake"
+                else:
+                    challenger, mirror, cache = setups[arm]
+                    profile = args.profile if arm == "plain" else None
+                    proxy, url = gateway(
+                        Path(tmp) / arm, prod_url, challenger, mirror, cache=cache, profile=profile, log=not args.no_log
+                    )
+                    model = MODEL
+                procs.append(proxy)
+                watched = pids(prod, proxy, shadow if arm == "mirror" else None)
+                results[arm] = asyncio.run(compare(prod_url, url, n, args.rounds, args.concurrency, watched, model))
+                stop(proxy)
         print(f"\n{n} streamed requests per arm, concurrency {args.concurrency}, fake latency {args.latency_ms} ms, "
               f"{args.rounds} alternating rounds; client, fake server(s) and gateway on the same {os.cpu_count()} "
               "cores")  # fmt: skip
-        report("gateway (no mirror) vs direct:", plain)
-        report("gateway with a 100% mirror to a second fake vs direct:", mirrored)
-        report("gateway answering from its exact cache (every request a hit) vs direct to the fake:", cached)
-        if floor is not None:
-            report("the floor: a C byte relay (socat, no HTTP parsing) in the gateway's place vs direct:", relayed)
+        for arm, measured in results.items():
+            report(ARMS[arm], measured)
     finally:
         for proc in procs:
             stop(proc)

@@ -56,6 +56,7 @@ async def shadow_comparison(
     warmup: int | None = None,
     mirrored_since: datetime | None = None,
     route: str | None = None,
+    pairwise: str | None = None,
 ) -> ShadowResult:
     settings = get_settings()
     plan = await prepare_shadow(
@@ -76,6 +77,7 @@ async def shadow_comparison(
         registered_model=registered_model,
         mirrored_since=mirrored_since,
         route=route,
+        pairwise=pairwise,
     )
     async with sending_pairs(plan):
         n_requested, looks = await send_in_looks(plan.id, warmup=warmup, send=compare_shard, look_at=look_task)

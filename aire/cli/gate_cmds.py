@@ -28,6 +28,10 @@ def gate_cmd(
         str | None, typer.Option(help="--mirrored: pairs logged since this time (ISO 8601) or ago (30m, 2h, 1d).")
     ] = None,
     route: Annotated[str | None, typer.Option(help="--mirrored: only this gateway route.")] = None,
+    pairwise: Annotated[
+        str | None,
+        typer.Option(help="--traffic/--mirrored: also judge each pair with this suite's pairwise: evaluators."),
+    ] = None,
     sequential: Annotated[
         bool, typer.Option("--sequential", help="Send batches and stop as soon as the verdict is settled.")
     ] = False,
@@ -63,6 +67,7 @@ def gate_cmd(
             traffic=traffic,
             sequential=sequential,
             mirrored=mirrored,
+            pairwise=pairwise,
         )
     )
     from flows.shadow import shadow_comparison  # imports prefect: seconds, so only after the checks
@@ -87,6 +92,7 @@ def gate_cmd(
             warmup=warmup,
             mirrored_since=mirrored_since,
             route=route,
+            pairwise=pairwise,
         )
     )
     show_decision(result)

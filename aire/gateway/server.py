@@ -3,7 +3,9 @@ streams included, finish for up to ``DRAIN_S``; then the traffic log is written 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 
 from aiohttp import web
 
@@ -18,9 +20,16 @@ DRAIN_S = 30.0
 def serve(settings: Settings, config: GatewayConfig, endpoints: AireConfig, host: str, port: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gateway = Gateway(settings, config, endpoints)
+    loop = None
+    if os.environ.get("AIRE_GATEWAY_UVLOOP", "1") != "0":
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            loop = uvloop.new_event_loop()
     # No access log: the traffic log (in the store) is the record of every request, written off the path.
     web.run_app(
         gateway.app(),
+        loop=loop,
         host=host,
         port=port,
         access_log=None,

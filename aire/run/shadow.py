@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import aire
 from aire.client.config import EndpointConfig
-from aire.core.errors import ConfigError
+from aire.core.errors import ConfigError, InputError
 from aire.core.repeats import generation_for
 from aire.core.settings import Settings
 from aire.core.types import GenerationParams, Sample
@@ -112,6 +112,7 @@ async def preflight_shadow(
     traffic: str | Path | None = None,
     sequential: bool = False,
     mirrored: bool = False,
+    pairwise: str | None = None,
 ) -> None:
     """The cheap checks of ``prepare_shadow``, run by the CLI before it starts Prefect: a typo costs
     a second, not a flow start-up."""
@@ -119,9 +120,12 @@ async def preflight_shadow(
     from aire.data.suites import inspect_suite
     from aire.data.traffic import load_traffic
 
+    if pairwise is not None and suite is not None:
+        raise InputError("--pairwise is for --traffic or --mirrored (a suite has its own pairwise:)", field="pairwise")
     (policy_obj, _), endpoints = _policy_and_endpoints(settings, policy, champion, challenger, suite, traffic, mirrored)
+    judged = {f"{k}/mean": True for k in pairwise_of(settings, pairwise)[0]}
     if mirrored:
-        check_plan(policy_obj, Path(policy), {f"{k}/mean": True for k in AGREEMENT}, None, sequential)
+        check_plan(policy_obj, Path(policy), {f"{k}/mean": True for k in AGREEMENT} | judged, None, sequential)
         return
     if suite is not None:
         _, spec, _ = inspect_suite(
@@ -133,10 +137,30 @@ async def preflight_shadow(
         clustered = _clustered(spec.group_field, spec.repeats)
     else:
         tr = load_traffic(Path(traffic), GenerationParams())  # type: ignore[arg-type]
-        directions = {f"{k}/mean": True for k in AGREEMENT}
+        directions = {f"{k}/mean": True for k in AGREEMENT} | judged
         clustered = _clustered("group" if any("group" in s.slices for s in tr.samples) else None, 1)
     check_plan(policy_obj, Path(policy), directions, clustered, sequential)
     await check_endpoints(settings, *endpoints.values())
+
+
+def pairwise_of(settings: Settings, suite: str | None) -> tuple[dict[str, Any], list[Any]]:
+    """The ``pairwise:`` evaluators of ``suite`` (e.g. judge_pairwise), bound, for a comparison without
+    references (traffic, mirrored pairs): each pair judged, challenger against champion. ({}, []) for
+    no suite; a suite without any is an input error."""
+    if suite is None:
+        return {}, []
+    from aire.data.suites import inspect_suite
+
+    folder, spec, _ = inspect_suite(
+        suite,
+        settings.datasets_dir,
+        validate_evaluator=lambda ref, where, prefix: bind_evaluator(ref, where, prefix, settings),
+    )
+    if not spec.pairwise:
+        raise InputError(f"suite {spec.name} has no pairwise: evaluators to judge the pairs with", field="pairwise")
+    where = folder / "suite.yaml"
+    bound = {ref.key: bind_evaluator(ref, where, f"pairwise[{i}]", settings) for i, ref in enumerate(spec.pairwise)}
+    return bound, [ref.model_dump() for ref in spec.pairwise]
 
 
 def _clustered(group_field: str | None, repeats: int) -> str | None:
@@ -204,6 +228,7 @@ async def prepare_shadow(
     registered_model: str | None = None,
     mirrored_since: datetime | None = None,
     route: str | None = None,
+    pairwise: str | None = None,
 ) -> ShadowPlan:
     """Validate every input and check both endpoints before a single row is written."""
     from aire.data.traffic import load_traffic
@@ -247,6 +272,9 @@ async def prepare_shadow(
         agreement = {k: registry.bind(name, opts) for k, (name, opts) in AGREEMENT.items()}
         gen_identity = {s.id: g.model_dump() for s, g in zip(samples, generation.values(), strict=True)}
         eval_identity = sorted(AGREEMENT)
+        judges, judge_identity = pairwise_of(settings, pairwise)
+        agreement |= judges
+        eval_identity += judge_identity
     else:
         import evaluators as registry
 
@@ -257,6 +285,9 @@ async def prepare_shadow(
         group_field = "group" if any("group" in s.slices for s in samples) else None
         gen_identity = {s.id: g.model_dump() for s, g in zip(samples, generation.values(), strict=True)}
         eval_identity = sorted(AGREEMENT)
+        judges, judge_identity = pairwise_of(settings, pairwise)
+        agreement |= judges
+        eval_identity += judge_identity
     directions = {**higher, **{f"{k}/mean": True for k in agreement}}
     policy_obj = check_plan(policy_obj, Path(policy), directions, _clustered(group_field, repeats), sequential)
     # A look must see a random subset: suites are often ordered (all additions, then products).

@@ -155,4 +155,8 @@ def test_gateway_and_mirrored_gate_inputs_exit_3_naming_the_field(
     assert code == 3 and "--champion and --challenger" in err
     code, err = run(capsys, "gate", "--mirrored", "--since", "1h", "--suite", "arith")
     assert code == 3 and "exactly one of --suite, --traffic or --mirrored" in err
+    code, err = run(capsys, "gate", "--champion", "a", "--challenger", "b", "--suite", "arith", "--pairwise", "arith")
+    assert code == 3 and "'pairwise'" in err and "--pairwise is for --traffic or --mirrored" in err
+    code, err = run(capsys, "gate", "--mirrored", "--since", "1h", "--pairwise", "arith")
+    assert code == 3 and "'pairwise'" in err and "no pairwise: evaluators" in err and len(err.splitlines()) == 1
     assert_nothing_recorded(aire_env)
