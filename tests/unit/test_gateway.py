@@ -309,6 +309,20 @@ async def mirrored_gate(settings: Settings, tmp_path: Path, since: Any) -> Any:
     return await finalise_shadow(plan.id, n_requested=n_requested, looks=looks)
 
 
+async def mirrored_traffic(settings: Settings, v1: FakeOpenAI, v2: FakeOpenAI, n: int = 150) -> None:
+    """v1 production, v2 challenger, n arith prompts through a gateway mirroring all of them, logged."""
+    move(settings, "production", registered(settings, "v1", v1.base_url))
+    move(settings, "challenger", registered(settings, "v2", v2.base_url))
+    gateway = gateway_for(settings, mirror=1.0)
+    async with running(gateway) as url:
+        prompts = [f"Q: {a}{op}{b}=\nA:" for a in range(10) for b in range(10) for op in "+*"][:n]
+        for chunk in range(0, len(prompts), 25):
+            await asyncio.gather(
+                *(post(url, {"model": MODEL, "prompt": p, "temperature": 0}) for p in prompts[chunk : chunk + 25])
+            )
+        await logged(gateway, n, kind="mirrored")
+
+
 @pytest.mark.parametrize(("wrong_rate", "verdict"), [(0.0, "PASS"), (0.3, "FAIL")])
 async def test_the_gate_judges_mirrored_pairs_without_sending_a_request(
     tmp_path: Path, wrong_rate: float, verdict: str
@@ -319,16 +333,7 @@ async def test_the_gate_judges_mirrored_pairs_without_sending_a_request(
     since = datetime.now(UTC) - timedelta(seconds=1)
     # 20 ms each: the latency rules compare like with like, not scheduling noise around zero.
     async with FakeOpenAI(latency_s=0.02) as v1, FakeOpenAI(latency_s=0.02, wrong_rate=wrong_rate, seed=1) as v2:
-        move(settings, "production", registered(settings, "v1", v1.base_url))
-        move(settings, "challenger", registered(settings, "v2", v2.base_url))
-        gateway = gateway_for(settings, mirror=1.0)
-        async with running(gateway) as url:
-            prompts = [f"Q: {a}{op}{b}=\nA:" for a in range(10) for b in range(10) for op in "+*"][:150]
-            for chunk in range(0, len(prompts), 25):
-                await asyncio.gather(
-                    *(post(url, {"model": MODEL, "prompt": p, "temperature": 0}) for p in prompts[chunk : chunk + 25])
-                )
-            await logged(gateway, 150, kind="mirrored")
+        await mirrored_traffic(settings, v1, v2)
         sent = (v1.requests, v2.requests)
         result = await mirrored_gate(settings, tmp_path, since)
         assert (v1.requests, v2.requests) == sent  # the gate sent nothing

@@ -5,7 +5,6 @@ naming the field (tests/unit/test_cli_errors.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +15,7 @@ import yaml
 from aire.core.errors import InputError
 from aire.testing.fake_openai import FakeOpenAI
 from tests.conftest import REPO
-from tests.unit.test_gateway import MODEL, gateway_for, logged, move, post, registered, running, settings_for
+from tests.unit.test_gateway import mirrored_traffic, settings_for
 from tests.unit.test_pairwise import fair_judge, pairwise_suite
 
 
@@ -39,16 +38,7 @@ async def test_mirrored_pairs_are_judged_pairwise_without_sending_a_request(tmp_
         (tmp_path / "aire.yaml").write_text(
             json.dumps({"endpoints": {"judge": {"base_url": judge.base_url, "model": "judge"}}})
         )
-        move(settings, "production", registered(settings, "v1", v1.base_url))
-        move(settings, "challenger", registered(settings, "v2", v2.base_url))
-        gateway = gateway_for(settings, mirror=1.0)
-        async with running(gateway) as url:
-            prompts = [f"Q: {a}{op}{b}=\nA:" for a in range(10) for b in range(10) for op in "+*"][:150]
-            for chunk in range(0, len(prompts), 25):
-                await asyncio.gather(
-                    *(post(url, {"model": MODEL, "prompt": p, "temperature": 0}) for p in prompts[chunk : chunk + 25])
-                )
-            await logged(gateway, 150, kind="mirrored")
+        await mirrored_traffic(settings, v1, v2)
         sent = (v1.requests, v2.requests)
         plan = await prepare_shadow(
             settings,
