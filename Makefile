@@ -71,6 +71,7 @@ bench: install
 	$(BIN)/python -m benchmarks.sequential
 	$(BIN)/python -m benchmarks.gateway
 	$(BIN)/python -m benchmarks.cache_threshold
+	$(BIN)/python -m benchmarks.replicas
 
 lint: install
 	$(BIN)/ruff check .

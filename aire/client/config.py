@@ -53,6 +53,9 @@ class EndpointConfig(BaseModel):
 
     name: str = ""
     base_url: str
+    # More replicas of the same version (same weights, same served name): requests go to the least
+    # loaded healthy one (aire.client.replicas); base_url stays the endpoint's identity.
+    replicas: list[str] = Field(default_factory=list)
     model: str
     api_key_env: str | None = None
     version: str | None = None
@@ -67,6 +70,16 @@ class EndpointConfig(BaseModel):
         if not v.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return v.rstrip("/")
+
+    @field_validator("replicas")
+    @classmethod
+    def _replica_urls(cls, v: list[str]) -> list[str]:
+        return [cls._http(u) for u in v]
+
+    @property
+    def base_urls(self) -> list[str]:
+        """Every replica's base URL, ``base_url`` first, each once."""
+        return list(dict.fromkeys([self.base_url, *self.replicas]))
 
     def api_key(self) -> str | None:
         """The key itself, read at request time from the named variable; never logged."""

@@ -6,7 +6,7 @@ good is recorded on its completion (``Completion.error``), never raised.
 
 This module builds requests (:func:`payload`, the body the store fingerprints) and holds the client;
 ``transport`` sends them (session, concurrency, timeouts, retries, error classes) and ``sse`` reads the
-answers. Request bodies are serialised once per request and the routes' URLs once per client: the
+answers. Request bodies are serialised once per request and each replica's URLs once per client: the
 benchmark holds aire to 95% of a bare aiohttp client's throughput.
 """
 
@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
-from yarl import URL
 
 from aire.client.config import EndpointConfig
 from aire.client.sse import reader
@@ -104,8 +103,9 @@ def canonical_json(doc: dict[str, Any]) -> bytes:
 class EndpointClient:
     """Async client for one OpenAI-compatible endpoint; use as ``async with EndpointClient(ep) as c``.
 
-    At most ``concurrency`` requests are in flight at once (a semaphore held per attempt, so a
-    request waiting out its backoff does not hold a slot). ``timeout_s`` bounds each attempt from
+    At most ``concurrency`` requests are in flight at once per replica (a semaphore held per attempt,
+    so a request waiting out its backoff does not hold a slot); with ``replicas`` in the endpoint, each
+    attempt goes to the least loaded healthy one. ``timeout_s`` bounds each attempt from
     send to the end of the stream. ``max_attempts`` counts the first try. Built from the settings
     (timeout, attempts, default concurrency) with :meth:`from_settings`.
     """
@@ -133,6 +133,7 @@ class EndpointClient:
         self.check_timeout_s = check_timeout_s
         self._transport = Transport(
             endpoint.api_key,
+            base_urls=endpoint.base_urls,
             concurrency=concurrency,
             timeout_s=timeout_s,
             max_attempts=max_attempts,
@@ -140,10 +141,7 @@ class EndpointClient:
             max_backoff_s=max_backoff_s,
             max_retry_after_s=max_retry_after_s,
         )
-        self._routes = {
-            COMPLETIONS_PATH: (URL(endpoint.base_url + COMPLETIONS_PATH), reader(chat=False)),
-            CHAT_PATH: (URL(endpoint.base_url + CHAT_PATH), reader(chat=True)),
-        }
+        self._readers = {COMPLETIONS_PATH: reader(chat=False), CHAT_PATH: reader(chat=True)}
 
     @classmethod
     def from_settings(
@@ -189,21 +187,28 @@ class EndpointClient:
         body["model"] = self.endpoint.model
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-        url, read = self._routes[path]
-        return await self._transport.send(url, _dumps(body, separators=(",", ":")).encode(), read)
+        return await self._transport.send(path, _dumps(body, separators=(",", ":")).encode(), self._readers[path])
 
     # --------------------------------------------------------------------------------------- check
     async def check(self) -> None:
-        """Fail fast, in one line, if the endpoint is down or does not serve the configured model."""
-        ep = self.endpoint
-        where = f"endpoint '{ep.name or ep.model}' at {ep.base_url}"
-        redact = self._transport.redact
-        timeout = aiohttp.ClientTimeout(total=min(self.check_timeout_s, self.timeout_s))
+        """Fail fast, in one line, if a replica of the endpoint is down or does not serve the model."""
         own = self._transport.session is None
         session = self._transport.new_session(1) if own else self._transport.session
         assert session is not None
         try:
-            async with session.get(ep.base_url + "/models", timeout=timeout) as resp:
+            for base_url in self.endpoint.base_urls:
+                await self._check_one(session, base_url)
+        finally:
+            if own:
+                await session.close()
+
+    async def _check_one(self, session: aiohttp.ClientSession, base_url: str) -> None:
+        ep = self.endpoint
+        where = f"endpoint '{ep.name or ep.model}' at {base_url}"
+        redact = self._transport.redact
+        timeout = aiohttp.ClientTimeout(total=min(self.check_timeout_s, self.timeout_s))
+        try:
+            async with session.get(base_url + "/models", timeout=timeout) as resp:
                 raw = await resp.read()
                 status = resp.status
         except TimeoutError:
@@ -213,9 +218,6 @@ class EndpointClient:
         except (aiohttp.ClientError, OSError) as exc:
             reason = redact(clip(str(exc) or type(exc).__name__, 160))
             raise EndpointError(f"{where} is unreachable: {reason}") from None
-        finally:
-            if own:
-                await session.close()
         if status in (401, 403):
             var = ep.api_key_env
             hint = f"check the key in ${var}" if var else "set api_key_env to the variable holding its key"

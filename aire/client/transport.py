@@ -26,6 +26,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_random_exponential
 from yarl import URL
 
+from aire.client.replicas import Replicas
 from aire.core.types import Completion, CompletionError
 
 _perf = time.perf_counter
@@ -121,7 +122,8 @@ def connect_reason(exc: aiohttp.ClientConnectorError) -> str:
 
 # -------------------------------------------------------------------------------------------- transport
 class Transport:
-    """POSTs to one server with at most ``concurrency`` attempts in flight, each retried by one policy.
+    """POSTs to one endpoint's replicas with at most ``concurrency`` attempts in flight per replica, each
+    retried by one policy; every attempt goes to the least loaded healthy replica (aire.client.replicas).
 
     The semaphore is held per attempt, so a request waiting out its backoff does not hold a slot.
     ``timeout_s`` bounds each attempt from send to the end of the stream; ``max_attempts`` counts the
@@ -132,6 +134,7 @@ class Transport:
         self,
         api_key: Callable[[], str | None],
         *,
+        base_urls: list[str],
         concurrency: int,
         timeout_s: float,
         max_attempts: int,
@@ -140,7 +143,8 @@ class Transport:
         max_retry_after_s: float,
     ) -> None:
         self._api_key = api_key
-        self.concurrency = concurrency
+        self.replicas = Replicas(base_urls)
+        self.concurrency = concurrency  # per replica
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
         self.max_retry_after_s = max_retry_after_s
@@ -170,8 +174,8 @@ class Transport:
 
     def open(self) -> None:
         # The session and semaphore belong to the running loop: made when the client is entered.
-        self.session = self.new_session(self.concurrency)
-        self._sem = asyncio.Semaphore(self.concurrency)
+        self.session = self.new_session(self.concurrency * len(self.replicas))
+        self._sem = asyncio.Semaphore(self.concurrency * len(self.replicas))
 
     async def close(self) -> None:
         if self.session is not None:
@@ -192,13 +196,14 @@ class Transport:
         return float(self._backoff(state))
 
     # ---------------------------------------------------------------------------------------- send
-    async def send(self, url: URL, data: bytes, read: Reader) -> Completion:
-        """POST ``data`` until an attempt succeeds or the policy gives up; the failure ends up on the completion."""
+    async def send(self, path: str, data: bytes, read: Reader) -> Completion:
+        """POST ``data`` to ``path`` (e.g. ``/completions``) of a replica until an attempt succeeds or the
+        policy gives up; the failure ends up on the completion."""
         # The first attempt runs outside tenacity: its bookkeeping (an object copy, and inspect calls
         # on every action) cost more client CPU per request than the whole SSE parse, and almost
         # every request succeeds first time. Failures then go through the same tenacity policy.
         try:
-            return await self._attempt(url, data, read)
+            return await self._attempt(path, data, read)
         except AttemptFailed as exc:
             if not exc.retryable or self.max_attempts == 1:
                 return self._failed(exc, 1)
@@ -214,7 +219,7 @@ class Transport:
                         # (Retry-After or backoff) and the attempt count are exactly its own.
                         failed, first = first, None
                         raise failed
-                    completion = await self._attempt(url, data, read)
+                    completion = await self._attempt(path, data, read)
         except AttemptFailed as exc:
             return self._failed(exc, attempt_no)
         completion.attempts = attempt_no
@@ -225,38 +230,52 @@ class Transport:
         err.message = self.redact(err.message)
         return Completion(attempts=attempts, error=err)
 
-    async def _attempt(self, url: URL, data: bytes, read: Reader) -> Completion:
+    async def _attempt(self, path: str, data: bytes, read: Reader) -> Completion:
         assert self.session is not None and self._sem is not None
         async with self._sem:
-            t0 = _perf()  # after the semaphore: queueing in aire is not the server's latency
+            replica = self.replicas.pick()
+            sick = False
             try:
-                async with self.session.post(url, data=data, timeout=self._timeout) as resp:
-                    if resp.status >= 300:
-                        raise await self._http_failure(resp)
-                    return await read(resp, t0)
-            except AttemptFailed:
+                return await self._post(self.replicas.url(replica, path), data, read)
+            except AttemptFailed as exc:
+                # A client error, or a 429 (busy, not sick), says nothing against the replica.
+                err = exc.error
+                sick = not (err.type == "http" and err.status is not None and err.status < 500)
                 raise
-            # TimeoutError first: aiohttp's timeout errors are also ClientErrors and OSErrors.
-            except TimeoutError:
-                raise AttemptFailed(
-                    CompletionError(type="timeout", message=f"no complete answer within {self.timeout_s:g} s"),
-                    retryable=True,
-                ) from None
-            except aiohttp.ClientPayloadError as exc:
-                raise AttemptFailed(
-                    CompletionError(type="connection", message=f"stream broke off: {clip(str(exc), 160)}"),
-                    retryable=True,
-                ) from None
-            except aiohttp.ClientConnectorError as exc:
-                message = f"cannot connect to {exc.host}:{exc.port}: {connect_reason(exc)}"
-                raise AttemptFailed(CompletionError(type="connection", message=message), retryable=True) from None
-            except (aiohttp.ClientError, OSError) as exc:
-                raise AttemptFailed(
-                    CompletionError(type="connection", message=clip(str(exc) or type(exc).__name__, 160)),
-                    retryable=True,
-                ) from None
-            except HttpProcessingError as exc:
-                raise protocol_error(f"unreadable response: {clip(str(exc), 160)}") from None
+            finally:
+                self.replicas.release(replica, healthy=not sick)
+
+    async def _post(self, url: URL, data: bytes, read: Reader) -> Completion:
+        assert self.session is not None
+        t0 = _perf()  # after the semaphore: queueing in aire is not the server's latency
+        try:
+            async with self.session.post(url, data=data, timeout=self._timeout) as resp:
+                if resp.status >= 300:
+                    raise await self._http_failure(resp)
+                return await read(resp, t0)
+        except AttemptFailed:
+            raise
+        # TimeoutError first: aiohttp's timeout errors are also ClientErrors and OSErrors.
+        except TimeoutError:
+            raise AttemptFailed(
+                CompletionError(type="timeout", message=f"no complete answer within {self.timeout_s:g} s"),
+                retryable=True,
+            ) from None
+        except aiohttp.ClientPayloadError as exc:
+            raise AttemptFailed(
+                CompletionError(type="connection", message=f"stream broke off: {clip(str(exc), 160)}"),
+                retryable=True,
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            message = f"cannot connect to {exc.host}:{exc.port}: {connect_reason(exc)}"
+            raise AttemptFailed(CompletionError(type="connection", message=message), retryable=True) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise AttemptFailed(
+                CompletionError(type="connection", message=clip(str(exc) or type(exc).__name__, 160)),
+                retryable=True,
+            ) from None
+        except HttpProcessingError as exc:
+            raise protocol_error(f"unreadable response: {clip(str(exc), 160)}") from None
 
     async def _http_failure(self, resp: aiohttp.ClientResponse) -> AttemptFailed:
         status = resp.status

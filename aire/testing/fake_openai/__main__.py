@@ -27,6 +27,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--latency-ms", type=float, default=50.0, help="delay before the first token")
     p.add_argument("--token-delay-ms", type=float, default=0.0, help="delay between tokens")
     p.add_argument("--model", action="append", dest="models", help="served model name (repeatable)")
+    p.add_argument("--capacity", type=int, default=None, help="requests served at once (the rest queue)")
     p.add_argument("--wrong-rate", type=float, default=0.0, help="share of prompts answered wrongly")
     p.add_argument("--seed", type=int, default=0, help="which prompts are answered wrongly")
     p.add_argument("--no-usage", action="store_true", help="never send the usage chunk")
@@ -68,6 +69,7 @@ async def _serve(args: argparse.Namespace) -> None:
         seed=args.seed,
         send_usage=not args.no_usage,
         api_key=args.api_key,
+        capacity=args.capacity,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -39,6 +39,7 @@ class FakeOpenAI:
         honor_stream: bool = True,
         api_key: str | None = None,
         token_probs: tuple[float, float] = (0.9, 0.5),
+        capacity: int | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -56,6 +57,10 @@ class FakeOpenAI:
         # What a request that asks for logprobs is told of each token: probability (right, wrong answer),
         # so a confidence evaluator has a known signal (right answers are the surer ones).
         self.token_probs = token_probs
+        # At most this many requests in their latency at once, the rest queued: a replica with a
+        # fixed number of batch slots (vLLM's max_num_seqs), so its throughput is capacity / latency.
+        self.capacity = capacity
+        self._slots: asyncio.Semaphore | None = None
         self.last_authorization: str | None = None
         self.last_body: dict[str, Any] = {}  # the last generation request, for tests of what a client sends
         self._runner: web.AppRunner | None = None
@@ -207,7 +212,11 @@ class FakeOpenAI:
         try:
             if fault is not None and fault.kind == "hang":
                 await asyncio.sleep(fault.hang_s)
-            if self.latency_s > 0:
+            if self.capacity is not None:
+                self._slots = self._slots or asyncio.Semaphore(self.capacity)
+                async with self._slots:
+                    await asyncio.sleep(self.latency_s)
+            elif self.latency_s > 0:
                 await asyncio.sleep(self.latency_s)
             if fault is not None and fault.kind == "status":
                 leave()
