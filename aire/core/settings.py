@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     pushgateway: str | None = Field(None, description="Prometheus pushgateway the monitor pushes SLIs to.")
     gate_policy: Path = Field(Path("gates/default.yaml"), description="Default policy of `aire gate`.")
     gateway_config: Path = Field(Path("gateway.yaml"), description="`aire gateway`'s routes, log and mirror.")
+    gateway_uvloop: bool = Field(True, description="Run the gateway on uvloop (false: asyncio's own loop).")
     concurrency: int = Field(16, ge=1, le=1024)
     request_timeout_s: float = Field(60.0, gt=0)
     max_attempts: int = Field(4, ge=1, description="Attempts per request, first one included.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 
 from aiohttp import web
 
@@ -21,7 +20,7 @@ def serve(settings: Settings, config: GatewayConfig, endpoints: AireConfig, host
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gateway = Gateway(settings, config, endpoints)
     loop = None
-    if os.environ.get("AIRE_GATEWAY_UVLOOP", "1") != "0":
+    if settings.gateway_uvloop:
         with contextlib.suppress(ImportError):
             import uvloop
 
