@@ -57,6 +57,7 @@ async def shadow_comparison(
     mirrored_since: datetime | None = None,
     route: str | None = None,
     pairwise: str | None = None,
+    family: int = 1,
 ) -> ShadowResult:
     settings = get_settings()
     plan = await prepare_shadow(
@@ -78,6 +79,7 @@ async def shadow_comparison(
         mirrored_since=mirrored_since,
         route=route,
         pairwise=pairwise,
+        family=family,
     )
     async with sending_pairs(plan):
         n_requested, looks = await send_in_looks(plan.id, warmup=warmup, send=compare_shard, look_at=look_task)

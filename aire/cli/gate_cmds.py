@@ -17,7 +17,10 @@ if TYPE_CHECKING:
 
 def gate_cmd(
     champion: Annotated[str, typer.Option(help="Endpoint serving the current model (aire.yaml).")] = "",
-    challenger: Annotated[str, typer.Option(help="Endpoint serving the candidate (aire.yaml).")] = "",
+    challenger: Annotated[
+        list[str] | None,
+        typer.Option(help="Endpoint serving the candidate (aire.yaml); repeat it for a tournament of several."),
+    ] = None,
     policy: Annotated[Path | None, typer.Option(help="Gate policy YAML. [default: AIRE_GATE_POLICY]")] = None,
     suite: Annotated[str | None, typer.Option(help="Compare on this suite (references known).")] = None,
     traffic: Annotated[Path | None, typer.Option(help="Or replay these logged prompts (JSONL).")] = None,
@@ -57,26 +60,40 @@ def gate_cmd(
     settings = get_settings()
     policy = policy or settings.gate_policy
     mirrored_since = parse_since(since) if mirrored else None
-    asyncio.run(
-        preflight_shadow(
-            settings,
-            policy=policy,
-            champion=champion,
-            challenger=challenger,
-            suite=suite,
-            traffic=traffic,
-            sequential=sequential,
-            mirrored=mirrored,
-            pairwise=pairwise,
+    challengers = list(dict.fromkeys(challenger or [""]))
+    if len(challengers) > 1 and (mirrored or sequential):
+        from aire.core.errors import InputError
+
+        raise InputError("a tournament (several --challenger) runs fixed-n on a suite or traffic", field="challenger")
+    for name in challengers:
+        asyncio.run(
+            preflight_shadow(
+                settings,
+                policy=policy,
+                champion=champion,
+                challenger=name,
+                suite=suite,
+                traffic=traffic,
+                sequential=sequential,
+                mirrored=mirrored,
+                pairwise=pairwise,
+            )
         )
-    )
     from flows.shadow import shadow_comparison  # imports prefect: seconds, so only after the checks
 
     set_reporter(RichReporter())
+    if len(challengers) > 1:
+        from aire.cli.tournament import run_tournament
+
+        base = out or settings.resolved_home() / "reports" / f"tournament-{champion}"
+        args = {"policy": str(policy), "suite": suite, "traffic": None if traffic is None else str(traffic)}
+        args |= {"limit": limit, "concurrency": concurrency, "seed": seed, "fresh": fresh, "warmup": warmup}
+        args |= {"registered_model": registered_model, "pairwise": pairwise}
+        raise typer.Exit(run_tournament(shadow_comparison, champion, challengers, base, args))
     result = asyncio.run(
         shadow_comparison(
             champion=champion,
-            challenger=challenger,
+            challenger=challengers[0],
             policy=str(policy),
             suite=suite,
             traffic=None if traffic is None else str(traffic),
@@ -175,6 +192,12 @@ def promote_cmd(
             raise InputError(f"the decision is about v{registered.challenger_version}, not v{version}", path=decision)
         model = model or registered.model
         version = version or registered.challenger_version
+        t = record.tournament
+        if t is not None and not t.promotable and not force:
+            from aire.core.errors import PromotionRefused
+
+            why = f"the tournament's winner is {t.winner}" if t.winner else "the tournament has no winner"
+            raise PromotionRefused(f"refusing to promote {t.challenger}: {why} (of {', '.join(t.challengers)})")
     if not model or not version:
         raise InputError("give --decision, or --model and --version", field="model")
     settings = get_settings()

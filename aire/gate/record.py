@@ -36,6 +36,19 @@ class MlflowRef(BaseModel):
     tracking_uri: str
 
 
+class TournamentRef(BaseModel):
+    """What a decision.json of a tournament says about it: who else ran and who won."""
+
+    challengers: list[str]
+    winner: str | None
+    family_alpha: float  # the policy's alpha, shared by the k comparisons (each ran at alpha / k)
+    challenger: str | None = None  # whose decision this is (None: the tournament's own record)
+
+    @property
+    def promotable(self) -> bool:
+        return self.winner is not None and self.challenger in (None, self.winner)
+
+
 class DecisionRecord(BaseModel):
     # Unknown keys are tolerated (a newer aire may add some); a missing or mistyped one is not.
     model_config = ConfigDict(extra="ignore", ser_json_inf_nan="null")
@@ -50,6 +63,7 @@ class DecisionRecord(BaseModel):
     provenance: dict[str, Any]
     registry: RegistryRef
     mlflow: MlflowRef
+    tournament: TournamentRef | None = None  # one of several challengers (aire.gate.tournament)
 
     @classmethod
     def of(

@@ -29,6 +29,7 @@ from aire.core.repeats import generation_for
 from aire.core.settings import Settings
 from aire.core.types import GenerationParams, Sample
 from aire.gate.policy import Policy, load_policy, resolve_directions
+from aire.gate.tournament import family_policy
 from aire.run import active
 from aire.run.executor import Target
 from aire.run.mirrored import MirroredInputs, load_mirrored, write_mirrored
@@ -229,6 +230,7 @@ async def prepare_shadow(
     mirrored_since: datetime | None = None,
     route: str | None = None,
     pairwise: str | None = None,
+    family: int = 1,
 ) -> ShadowPlan:
     """Validate every input and check both endpoints before a single row is written."""
     from aire.data.traffic import load_traffic
@@ -238,6 +240,8 @@ async def prepare_shadow(
     (policy_obj, policy_sha), endpoints = _policy_and_endpoints(
         settings, policy, champion, challenger, suite, traffic, mirrored
     )
+    if family > 1:  # one of `family` challengers of a tournament: alpha / family (aire.gate.tournament)
+        policy_obj, policy_sha = family_policy(policy_obj, family), f"{policy_sha}/bonferroni-{family}"
     store = Store(settings.resolved_store_url)
     inputs: MirroredInputs | None = None
     evaluators: dict[str, Any] = {}

@@ -163,6 +163,31 @@ def test_worse_model_fails_and_cannot_be_promoted(
     assert "refusing" in capsys.readouterr().err
 
 
+def test_a_tournament_gates_each_challenger_at_alpha_over_k_and_promotes_only_the_winner(
+    gate_env: Path, aire_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = gate_env / "tournament"
+    args = ["gate", "--policy", str(gate_env / "policy.yaml"), "--champion", "champion", "--suite", "arith"]
+    args += ["--challenger", "challenger-worse", "--challenger", "challenger-same", "--out", str(out)]
+    code = main(args)
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    standings = json.loads((out / "tournament.json").read_text())
+    assert standings["winner"] == "challenger-same" and standings["family_alpha"] == 0.05
+    assert [r["challenger"] for r in standings["standings"]] == ["challenger-same", "challenger-worse"]
+    assert [r["verdict"] for r in standings["standings"]] == ["PASS", "FAIL"]
+    # Each comparison read its intervals at alpha / 2: the 97.5% level is in its reasons.
+    worse = json.loads((out / "challenger-worse" / "decision.json").read_text())
+    assert any("97.5% CI" in r for r in worse["reasons"]), worse["reasons"]
+    assert worse["tournament"]["challenger"] == "challenger-worse"
+    assert (
+        "Winner: challenger-same" in printed and "| 1 | challenger-same | PASS |" in (out / "tournament.md").read_text()
+    )
+    assert main(["promote", "--decision", str(out / "decision.json"), "--alias", "champion"]) == 0
+    refused = main(["promote", "--decision", str(out / "challenger-worse" / "decision.json"), "--alias", "champion"])
+    assert refused == 1 and "refusing" in capsys.readouterr().err
+
+
 def test_too_few_samples_is_inconclusive_exit_2(gate_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert gate(gate_env, "challenger-same", "--suite", "arith", "--limit", "40") == 2
     decision = json.loads((gate_env / "out" / "decision.json").read_text())
