@@ -72,6 +72,7 @@ bench: install
 	$(BIN)/python -m benchmarks.gateway
 	$(BIN)/python -m benchmarks.cache_threshold
 	$(BIN)/python -m benchmarks.replicas
+	$(BIN)/python -m benchmarks.scale
 
 lint: install
 	$(BIN)/ruff check .
