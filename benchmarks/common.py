@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,6 +28,18 @@ def make_suite(folder: Path, n: int, source: Path = REPO / "datasets" / "arith")
             fh.write(json.dumps(row) + "\n")
     shutil.copy(source / "suite.yaml", folder / "suite.yaml")
     return folder
+
+
+def fake_server(latency_ms: int, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A fake OpenAI server process of its own (``extra``: e.g. ``--capacity 8``), healthy; it and its URL."""
+    from aire.ops.processes import wait_for
+
+    cmd = [sys.executable, "-m", "aire.testing.fake_openai", "--port", "0", "--latency-ms", str(latency_ms), *extra]
+    proc = start(cmd, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    url = proc.stdout.readline().decode().strip()
+    wait_for(url.removesuffix("/v1") + "/health", 20)
+    return proc, url
 
 
 def start(cmd: list[str], env: dict[str, str] | None = None, **kw: object) -> subprocess.Popen[bytes]:

@@ -33,7 +33,7 @@ import psutil
 import yaml
 
 from aire.ops.processes import free_port, wait_for
-from benchmarks.common import settle, start, stop
+from benchmarks.common import fake_server, settle, start, stop
 
 BIN = Path(sys.executable).parent
 MODEL = "aire-model"
@@ -62,15 +62,6 @@ async def load(base_url: str, model: str, n: int, concurrency: int) -> tuple[flo
         t0 = time.perf_counter()
         await asyncio.gather(*(one(session, i) for i in range(n)))
         return time.perf_counter() - t0, latencies
-
-
-def fake(latency_ms: int) -> tuple[subprocess.Popen[bytes], str]:
-    proc = start([str(BIN / "python"), "-m", "aire.testing.fake_openai", "--port", "0", "--latency-ms",
-                  str(latency_ms)], stdout=subprocess.PIPE)  # fmt: skip
-    assert proc.stdout is not None
-    url = proc.stdout.readline().decode().strip()
-    wait_for(url.removesuffix("/v1") + "/health", 20)
-    return proc, url
 
 
 def gateway(
@@ -231,8 +222,8 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     results: dict[str, dict[str, float]] = {}
     try:
-        prod, prod_url = fake(args.latency_ms)
-        shadow, shadow_url = fake(args.latency_ms)
+        prod, prod_url = fake_server(args.latency_ms)
+        shadow, shadow_url = fake_server(args.latency_ms)
         procs += [prod, shadow]
         # plain, mirror, cache: (challenger, mirror share, cache on). The cache arm sends the same 200
         # prompts at temperature 0 again and again: after the warm-up every request is an exact hit.

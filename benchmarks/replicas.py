@@ -21,20 +21,10 @@ from pathlib import Path
 from aire.client.config import EndpointConfig
 from aire.client.endpoints import EndpointClient
 from aire.core.types import GenerationParams, Sample
-from aire.ops.processes import wait_for
-from benchmarks.common import start, stop
+from benchmarks.common import fake_server, stop
 
 BIN = Path(sys.executable).parent
 PARAMS = GenerationParams(max_tokens=4, temperature=0)
-
-
-def replica(capacity: int, latency_ms: int) -> tuple[subprocess.Popen[bytes], str]:
-    cmd = [str(BIN / "python"), "-m", "aire.testing.fake_openai", "--port", "0", "--latency-ms", str(latency_ms)]
-    proc = start([*cmd, "--capacity", str(capacity)], stdout=subprocess.PIPE)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().decode().strip()
-    wait_for(url.removesuffix("/v1") + "/health", 20)
-    return proc, url
 
 
 async def throughput(endpoint: EndpointConfig, n: int, concurrency: int) -> tuple[float, int]:
@@ -76,7 +66,7 @@ def main() -> None:
     try:
         urls = []
         for _ in range(2):
-            proc, url = replica(args.capacity, args.latency_ms)
+            proc, url = fake_server(args.latency_ms, "--capacity", str(args.capacity))
             procs.append(proc)
             urls.append(url)
         m = asyncio.run(compare(urls, args.n, args.rounds, args.concurrency))

@@ -25,21 +25,10 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.common import make_suite, start, stop
+from benchmarks.common import fake_server, make_suite, start, stop
 from benchmarks.throughput import prompts_of, raw_client
 
 BIN = Path(sys.executable).parent
-
-
-def fake(latency_ms: int) -> tuple[subprocess.Popen[bytes], str]:
-    from aire.ops.processes import wait_for
-
-    proc = start([str(BIN / "python"), "-m", "aire.testing.fake_openai", "--port", "0", "--latency-ms",
-                  str(latency_ms)], stdout=subprocess.PIPE)  # fmt: skip
-    assert proc.stdout is not None
-    url = proc.stdout.readline().decode().strip()
-    wait_for(url.removesuffix("/v1") + "/health", 20)
-    return proc, url
 
 
 def peak_rss_of(proc: subprocess.Popen[bytes], stop_event: threading.Event, peak: list[int]) -> None:
@@ -84,7 +73,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=50, help="fake server latency")
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
-    proc, url = fake(args.latency_ms)
+    proc, url = fake_server(args.latency_ms)
     results: dict[int, dict[str, float]] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -53,7 +53,7 @@ class Replicas:
                 # Rotate the start so that equal loads alternate instead of piling on the first.
                 self._turn = (self._turn + 1) % len(self.replicas)
                 order = self.replicas[self._turn :] + self.replicas[: self._turn]
-                chosen = min((r for r in order if r.down_until <= now), key=lambda r: r.in_flight)
+                chosen = min((r for r in order if r in up), key=lambda r: r.in_flight)
             else:
                 chosen = min(self.replicas, key=lambda r: r.down_until)
         chosen.in_flight += 1
